@@ -1,0 +1,49 @@
+"""rgbd-fusion: an ament_python package that also installs with plain pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "rgbd_fusion_ros"
+
+setup(
+    name="rgbd-fusion",
+    version="0.1.0",
+    description="RGB-D-Fusion: metric depth and point clouds of people from one RGB image (ROS 2 + PyTorch)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rgbd_fusion_core", "rgbd_fusion_core.*", "rgbd_fusion_ros", "rgbd_fusion_ros.*"]),
+    package_data={"rgbd_fusion_core": ["presets/*.yaml", "weights/*", "demo_frames/*", "demo_frames/**/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+    ],
+    install_requires=[
+        "torch>=2.2",
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "synth": ["anny>=0.6", "roma", "trimesh", "pillow", "moderngl>=5.8"],
+        "train": ["tensorboard>=2.14"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
+        "tensorrt": ["tensorrt>=10", "cuda-python>=12"],
+        "bag": ["rosbags>=0.10"],
+        "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-diagnostic-msgs", "rosbags>=0.10"],
+        "dev": ["pytest>=7", "ruff>=0.4"],
+    },
+    entry_points={
+        "console_scripts": [
+            "rgbd-fusion = rgbd_fusion_core.cli.main:main",
+            "rgbd_fusion_node = rgbd_fusion_ros.node:main",
+            "rgbd_fusion_bag = rgbd_fusion_ros.bag_tool:main",
+        ],
+    },
+)
