@@ -1,0 +1,112 @@
+"""Result files for users outside ROS: depth as 16-bit PNG (millimetres) or .npy (metres), point clouds as PLY.
+
+Shared by the ``predict`` CLI and the bag tool's ``--export-dir``. Every writer is atomic: the bytes go to a
+temporary file in the destination folder, which then replaces the destination (a crash never leaves half a
+file under the final name). ``staged_directory`` does the same for a whole output folder (a bag, an export).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from rgbd_fusion_core.atomic import write_bytes_atomic
+
+MAX_DEPTH_MM = 65535
+
+PLY_VERTEX_DTYPE = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+)
+
+
+def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) float metres (NaN or <= 0 = none) -> (H, W) uint16 millimetres, rounded; 0 = none or > 65.535 m.
+
+    The REP 118 16UC1 convention: a depth that does not fit is "no depth", never an error (a prediction far
+    away must not stop an export). ``imageio.depth_to_png_mm`` is the strict variant for datasets.
+    """
+    millimetres = np.rint(np.asarray(depth_m, dtype=np.float64) * 1000.0)
+    millimetres[~((millimetres > 0) & (millimetres <= MAX_DEPTH_MM))] = 0
+    return millimetres.astype(np.uint16)
+
+
+def write_depth_png_mm(path: str | os.PathLike, depth_m: np.ndarray) -> Path:
+    """(H, W) float metres -> 16-bit greyscale PNG in millimetres (0 = no depth). Returns the path."""
+    from rgbd_fusion_core.imageio import encode_png
+
+    write_bytes_atomic(path, encode_png(depth_to_millimetres(depth_m)))
+    return Path(path)
+
+
+def write_depth_npy(path: str | os.PathLike, depth_m: np.ndarray) -> Path:
+    """(H, W) depth -> .npy of float32 metres (NaN = no depth, as given). Returns the path."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(depth_m, dtype=np.float32), allow_pickle=False)
+    write_bytes_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
+def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray) -> Path:
+    """(N, 3) float32 points (metres) + (N, 3) uint8 RGB -> binary little-endian PLY point cloud.
+
+    Vertex properties: float x, y, z and uchar red, green, blue (what Open3D, trimesh and MeshLab read).
+    """
+    points = np.asarray(points)
+    colors = np.asarray(colors)
+    if points.ndim != 2 or points.shape[1] != 3 or colors.shape != points.shape:
+        raise ValueError(f"need points (N, 3) and colors (N, 3), got {points.shape} and {colors.shape} for {path}")
+    vertices = np.empty(len(points), dtype=PLY_VERTEX_DTYPE)
+    for axis, name in enumerate("xyz"):
+        vertices[name] = points[:, axis]
+    for channel, name in enumerate(("red", "green", "blue")):
+        vertices[name] = colors[:, channel]
+    header = (
+        "ply\n"
+        "format binary_little_endian 1.0\n"
+        "comment written by rgbd-fusion (metres, camera optical frame: x right, y down, z forward)\n"
+        f"element vertex {len(vertices)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+        "end_header\n"
+    )
+    write_bytes_atomic(path, header.encode("ascii") + vertices.tobytes())
+    return Path(path)
+
+
+def staging_prefix(final: str | os.PathLike) -> str:
+    """Name prefix of the hidden staging folders of ``final`` (a run killed hard leaves one behind)."""
+    return f".{Path(final).name}.partial-"
+
+
+@contextmanager
+def staged_directory(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build an output folder under a temporary name and move it to ``final`` only when the block succeeds.
+
+    Yields a path that does not exist yet (same name as ``final``, inside a hidden staging folder next to it, so
+    writers that name files after their folder produce the final names); the block creates it. On success the
+    folder is renamed to ``final``; an existing ``final`` is replaced only when ``overwrite`` is set, otherwise
+    ``FileExistsError``. On any error (including KeyboardInterrupt) the staging folder is removed.
+    """
+    final = Path(final)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} exists already (use --overwrite to replace it)")
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(final), dir=final.parent))
+    try:
+        built = staging / final.name
+        yield built
+        if not built.exists():
+            raise RuntimeError(f"nothing was written for {final}")
+        if final.exists():
+            if not overwrite:
+                raise FileExistsError(f"{final} appeared while this run was writing it; left it untouched")
+            os.replace(final, staging / ".replaced")
+        os.replace(built, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

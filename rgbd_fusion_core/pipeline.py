@@ -1,0 +1,239 @@
+"""The one inference Pipeline: RGB (+ intrinsics, optional mask / ROI / sensor depth) -> metric depth and a
+coloured point cloud of the person. The CLI, the ROS node, the bag tool and the benchmarks all use it.
+
+    pipeline = Pipeline.from_pretrained()              # the shipped default model
+    result = pipeline([Frame(rgb, K)])[0]               # PipelineResult (see pipeline_io.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rgbd_fusion_core.camera import backproject, crop_intrinsics
+from rgbd_fusion_core.checkpoint import load_stage_model
+from rgbd_fusion_core.conditioning import stage2_condition
+from rgbd_fusion_core.config import SamplerConfig, StageConfig
+from rgbd_fusion_core.crop import centre_box, cut, mask_box, resize_area, resize_nearest, roi_box
+from rgbd_fusion_core.depth_space import DepthSpace, reference_depth
+from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
+from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
+from rgbd_fusion_core.frame_checks import check_frame, sensor_depth_metres
+from rgbd_fusion_core.model_files import resolve_model_dir
+from rgbd_fusion_core.pipeline_io import Frame, PipelineConfig, PipelineResult
+from rgbd_fusion_core.training.distributed import resolve_device
+
+LOW, HIGH = 64, 256
+
+
+@dataclasses.dataclass
+class Stage:
+    """One stage ready to sample: its config, diffusion and a denoiser ``(x_t, t, cond) -> prediction``."""
+
+    config: StageConfig
+    denoiser: object
+    diffusion: GaussianDiffusion
+
+    def sample(self, cond: torch.Tensor, sampler: str, steps: int, noise: torch.Tensor) -> torch.Tensor:
+        chosen = make_sampler(SamplerConfig(name=sampler, steps=steps), self.diffusion)
+        return sample(self.denoiser, chosen, cond, tuple(noise.shape), noise=noise)
+
+
+class Pipeline:
+    def __init__(self, stage1: Stage, stage2: Stage, config: PipelineConfig | None = None,
+                 device: torch.device | str = "cpu", backend: str = "torch"):
+        self.stage1, self.stage2 = stage1, stage2
+        self.config = config or PipelineConfig()
+        self.device = torch.device(device)
+        self.backend = backend
+        space = stage2.config.depth_space
+        if stage1.config.depth_space != space:
+            raise ValueError("stage 1 and stage 2 were trained with different depth spaces; they cannot be chained")
+        if self.config.threshold is not None:
+            space = dataclasses.replace(space, threshold=self.config.threshold)
+        self.space: DepthSpace = space
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path | None = None, backend: str = "torch", device: str = "auto",
+                        config: PipelineConfig | None = None) -> Pipeline:
+        """Load a model folder (None = the shipped default) on a backend: 'torch', 'onnxruntime' or 'tensorrt'."""
+        dev = resolve_device(device)
+        paths = resolve_model_dir(model)
+        stages = []
+        for stage, path in zip((1, 2), paths):
+            stage_config, module = load_stage_model(path, expected_stage=stage)
+            if backend == "torch":
+                denoiser = module.to(dev)
+            else:
+                from rgbd_fusion_core.runtime import make_backend
+
+                denoiser = make_backend(backend, stage_config, module, dev, source=path)
+            stages.append(Stage(stage_config, denoiser, GaussianDiffusion(stage_config.diffusion)))
+        return cls(stages[0], stages[1], config, dev, backend)
+
+    def with_config(self, config: PipelineConfig) -> Pipeline:
+        """The same loaded models with other inference settings."""
+        return Pipeline(self.stage1, self.stage2, config, self.device, self.backend)
+
+    # ------------------------------------------------------------------------------------------------------
+    def __call__(self, frames: Frame | list[Frame]) -> PipelineResult | list[PipelineResult]:
+        single = isinstance(frames, Frame)
+        results = self.run(frames if not single else [frames])
+        return results[0] if single else results
+
+    @torch.no_grad()
+    def run(self, frames: list[Frame]) -> list[PipelineResult]:
+        cfg, space, dev = self.config, self.space, self.device
+        if not frames:
+            return []
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name):
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + 1000 * (now - clock)
+            clock = now
+
+        # 1. Validate and place the square person crop of each frame.
+        for i, frame in enumerate(frames):
+            check_frame(frame, where=f"frame {i}")
+        boxes = [self._crop_box(f) for f in frames]
+
+        # 2. Cut and resize: RGB to 64 (stage 1) and 256 (stage 2, point colours); masks and sensor depth alike.
+        rgb_high = [resize_area(cut(f.rgb, b), HIGH) for f, b in zip(frames, boxes)]
+        rgb_low = [resize_area(cut(f.rgb, b), LOW) for f, b in zip(frames, boxes)]
+        K_high = [crop_intrinsics(f.K, b[0], b[1], b[2], HIGH) for f, b in zip(frames, boxes)]
+        K_low = [crop_intrinsics(f.K, b[0], b[1], b[2], LOW) for f, b in zip(frames, boxes)]
+        lap("crop")
+
+        # 3. Stage 1 (64x64 depth from RGB), or the sensor depth as the stage-2 condition.
+        z_refs: list[float | None] = [None] * len(frames)
+        sources: list[str] = [""] * len(frames)
+        depth_low = torch.empty(len(frames), 1, LOW, LOW)
+        sensor = [i for i, f in enumerate(frames) if f.sensor_depth is not None]
+        predicted = [i for i, f in enumerate(frames) if f.sensor_depth is None]
+        for i in sensor:
+            depth_low[i, 0], z_refs[i] = self._sensor_condition(frames[i], boxes[i])
+            sources[i] = "sensor"
+        if predicted:
+            cond = to_tensor(np.stack([rgb_low[i] for i in predicted])).to(dev)
+            noise = self._noise(len(predicted), (1, LOW, LOW))
+            depth_low[predicted] = self.stage1.sample(cond, cfg.sampler1, cfg.steps1, noise).float().cpu()
+        lap("stage1")
+
+        # 4. Stage 2 (256x256 from RGB-D); several samples when uncertainty is asked for.
+        samples = max(1, cfg.uncertainty_samples)
+        cond = stage2_condition(to_tensor(np.stack(rgb_high)), space.clean(depth_low)).to(dev)
+        cond = cond.repeat_interleave(samples, dim=0)
+        noise = self._noise(len(frames), (1, HIGH, HIGH), samples)
+        depth_high = self.stage2.sample(cond, cfg.sampler2, cfg.steps2, noise).float().cpu()
+        depth_high = depth_high.view(len(frames), samples, HIGH, HIGH)
+        lap("stage2")
+
+        # 5. Metric scale: the reference depth, then network space -> metres; 6. point cloud; 7. full frame.
+        results = []
+        for i, frame in enumerate(frames):
+            net_high = depth_high[i, 0].numpy()
+            if z_refs[i] is None:
+                z_refs[i], sources[i] = self._reference_depth(net_high, K_high[i])
+            depth_m = space.to_metres(net_high, z_refs[i]).astype(np.float32)
+            low_m = space.to_metres(depth_low[i, 0].numpy(), z_refs[i]).astype(np.float32)
+            points, pixels = backproject(depth_m, K_high[i])
+            colors = rgb_high[i][pixels[:, 0], pixels[:, 1]]
+            uncertainty = None
+            if samples > 1:
+                # std over samples; NaN where any sample has no person (or the output has none)
+                uncertainty = space.to_metres(depth_high[i].numpy(), z_refs[i]).std(axis=0).astype(np.float32)
+                uncertainty[~np.isfinite(depth_m)] = np.nan
+            results.append(PipelineResult(
+                depth=depth_m, K_crop=K_high[i], crop_box=boxes[i], rgb_crop=rgb_high[i], depth_low_res=low_m,
+                K_low_res=K_low[i], points=points, colors=colors, z_ref=float(z_refs[i]), z_ref_source=sources[i],
+                nfe=(0 if frame.sensor_depth is not None else cfg.steps1) + cfg.steps2 * samples,
+                depth_full=paste_back(depth_m, boxes[i], frame.rgb.shape[:2]) if cfg.full_frame else None,
+                uncertainty=uncertainty,
+            ))
+        lap("metric")
+        for result in results:
+            result.timings_ms = {k: v / len(frames) for k, v in timings.items()}
+        return results
+
+    # ------------------------------------------------------------------------------------------------------
+    def _crop_box(self, frame: Frame) -> tuple[int, int, int]:
+        mode, margin = self.config.crop_mode, self.config.crop_margin
+        shape = frame.rgb.shape[:2]
+        if mode == "mask" or (mode == "auto" and frame.mask is not None):
+            if frame.mask is None:
+                raise ValueError("crop_mode 'mask' needs a person mask")
+            return mask_box(frame.mask, margin)
+        if mode == "roi" or (mode == "auto" and frame.roi is not None):
+            if frame.roi is None:
+                raise ValueError("crop_mode 'roi' needs a region of interest")
+            return roi_box(frame.roi, shape, margin)
+        return centre_box(shape)
+
+    def _noise(self, frames: int, shape: tuple, samples: int = 1) -> torch.Tensor:
+        """Starting noise (frames * samples, *shape). With a seed, every frame gets the same noise draws, so a
+        frame's result does not depend on what else is in the batch (and video does not flicker from noise)."""
+        generator = torch.Generator()
+        if self.config.seed is None:
+            generator.seed()
+            return torch.randn((frames * samples, *shape), generator=generator).to(self.device)
+        generator.manual_seed(self.config.seed)
+        per_frame = torch.randn((samples, *shape), generator=generator)
+        return per_frame.repeat(frames, *([1] * len(shape))).to(self.device)
+
+    def _sensor_condition(self, frame: Frame, box) -> tuple[torch.Tensor, float]:
+        """Sensor depth in the crop -> (64x64 network-space depth, z_ref). The person is the mask when given,
+        else the sensor pixels within the depth window around the median depth of the crop's central area."""
+        depth = cut(sensor_depth_metres(frame.sensor_depth), box)
+        mask = cut(frame.mask, box) > 0 if frame.mask is not None else None
+        z_ref = reference_depth(depth, mask) if mask is not None else centre_reference_depth(depth)
+        if not np.isfinite(z_ref):
+            raise ValueError("sensor depth: no valid depth on the person inside the crop")
+        if mask is None:
+            mask = np.abs(depth - z_ref) < self.space.window_m / 2
+        low = resize_nearest(np.where(mask, depth, 0).astype(np.float32), LOW)
+        return torch.from_numpy(self.space.to_network(low, z_ref)), z_ref
+
+    def _reference_depth(self, net_high: np.ndarray, K_high: np.ndarray) -> tuple[float, str]:
+        """z_ref without a sensor: the human-height prior (the person's vertical extent in the crop, assumed
+        ``person_height_m`` tall: z = fy * H / h_px) or the configured fixed distance."""
+        cfg = self.config
+        if cfg.reference_depth == "sensor":
+            raise ValueError("reference_depth 'sensor' needs a sensor depth image")
+        if cfg.reference_depth == "fixed":
+            return cfg.fixed_distance_m, "fixed"
+        rows = np.nonzero((net_high > self.space.threshold).any(axis=1))[0]
+        if rows.size < 2:
+            return cfg.fixed_distance_m, "fixed"  # no person found: nothing to scale by
+        return float(K_high[1, 1] * cfg.person_height_m / (rows[-1] - rows[0] + 1)), "height_prior"
+
+
+def centre_reference_depth(depth: np.ndarray, fraction: float = 0.3) -> float:
+    """Median valid depth of the central ``fraction`` of a square crop (where the person is centred)."""
+    size = depth.shape[0]
+    lo, hi = int(size * (0.5 - fraction / 2)), int(np.ceil(size * (0.5 + fraction / 2)))
+    return reference_depth(depth[lo:hi, lo:hi])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def paste_back(depth_crop: np.ndarray, box: tuple[int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """A crop-space depth (S, S) back in the input frame (H, W): resized to the box by nearest neighbour
+    (z along the optical axis does not change under crop and resize), NaN outside the person."""
+    x0, y0, size = box
+    h, w = shape
+    full = np.full((h, w), np.nan, dtype=np.float32)
+    resized = resize_nearest(depth_crop, size)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + size, w), min(y0 + size, h)
+    if sx1 > sx0 and sy1 > sy0:
+        full[sy0:sy1, sx0:sx1] = resized[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    return full

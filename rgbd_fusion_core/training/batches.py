@@ -1,0 +1,36 @@
+"""Turning dataset samples into (x0, cond) training pairs, and a resumable, shardable batch order."""
+
+from __future__ import annotations
+
+import torch
+
+from rgbd_fusion_core.augment import augment_depth
+from rgbd_fusion_core.conditioning import stage2_condition
+from rgbd_fusion_core.config import StageConfig
+
+
+def epoch_batches(num_samples: int, batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1):
+    """Index lists for one epoch: a seeded permutation, sharded rank::world, incomplete last batch dropped."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(num_samples, generator=generator)[rank::world].tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+
+
+def training_pair(batch: dict, config: StageConfig, generator: torch.Generator):
+    """(x0, cond) for one stage from a collated dataset batch (all randomness from ``generator``).
+
+    Stage 1: x0 = depth64 (B,1,64,64), cond = rgb64 (B,3,64,64).
+    Stage 2: x0 = depth at ``config.resolution`` (B,1,R,R), cond = stage2_condition(rgb at R, augmented depth64),
+    optionally cut to random aligned crops of ``train.crop_size``.
+    """
+    if config.stage == 1:
+        return batch["depth64"], batch["rgb64"]
+    res = config.resolution
+    depth_low = augment_depth(batch["depth64"], config.augment, config.depth_space.threshold, generator)
+    x0, cond = batch[f"depth{res}"], stage2_condition(batch[f"rgb{res}"], depth_low)
+    crop = config.train.crop_size
+    if crop and crop < res:
+        offsets = torch.randint(0, res - crop + 1, (x0.shape[0], 2), generator=generator).tolist()
+        x0 = torch.stack([x[:, y : y + crop, x_ : x_ + crop] for x, (y, x_) in zip(x0, offsets)])
+        cond = torch.stack([c[:, y : y + crop, x_ : x_ + crop] for c, (y, x_) in zip(cond, offsets)])
+    return x0, cond
