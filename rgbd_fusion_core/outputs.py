@@ -21,9 +21,7 @@ from rgbd_fusion_core.atomic import write_bytes_atomic
 
 MAX_DEPTH_MM = 65535
 
-PLY_VERTEX_DTYPE = np.dtype(
-    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
-)
+PLY_VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 
 
 def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:

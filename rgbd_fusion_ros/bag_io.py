@@ -8,6 +8,7 @@ Messages are read in log-time order; an image waits at most ``MATCH_WAIT_S`` of 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,14 @@ class ReadStats:
     read_error: str | None = None
 
 
+@functools.cache
+def bag_typestore():
+    """The rosbags typestore of ROS 2 kilted message types (one per process: it caches compiled serialisers)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
 def stamp_ns(header) -> int:
     """A std_msgs/Header stamp in integer nanoseconds."""
     return int(header.stamp.sec) * NS + int(header.stamp.nanosec)
@@ -106,7 +115,8 @@ def resolve_connections(reader, topics: FrameTopics) -> dict[str, list]:
         connections = [c for c in reader.connections if c.topic == topic]
         if not connections:
             raise ValueError(
-                f"--{role.replace('_', '-')}-topic {topic} is not in {reader.path}; the bag has:\n{describe_topics(reader)}"
+                f"--{role.replace('_', '-')}-topic {topic} is not in {reader.path}; "
+                f"the bag has:\n{describe_topics(reader)}"
             )
         for connection in connections:
             if connection.msgtype not in ACCEPTED_TYPES[role]:

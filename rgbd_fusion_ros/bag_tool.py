@@ -23,7 +23,7 @@ from pathlib import Path
 HELP = "run the pipeline over a rosbag2 (sqlite3/mcap) and write depth images and point clouds to a new bag"
 
 DEFAULT_PREFIX = "/rgbd_fusion"
-DEFAULT_SYNC_TOLERANCE_S = 0.02
+DEFAULT_SYNC_TOLERANCE_S = 0.01  # as the node's sync_tolerance_s
 TOPIC_NAME = re.compile(r"^(/[A-Za-z_][A-Za-z0-9_]*)*/?$")
 NOT_SELECTED = "not selected (--every)"
 
@@ -45,6 +45,7 @@ class BagJob:
     end_s: float | None = None
     sync_tolerance_s: float = DEFAULT_SYNC_TOLERANCE_S
     frame_id: str | None = None
+    use_alpha_as_mask: bool = True
     export_dir: Path | None = None
     overwrite: bool = False
     progress: bool = True
@@ -93,28 +94,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="output rosbag2 folder (must not exist)")
     parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
     parser.add_argument("--camera-info-topic", required=True, help="sensor_msgs/CameraInfo topic of the image")
-    parser.add_argument("--mask-topic", help="optional mono8 person-mask topic (else: alpha channel, else none)")
-    parser.add_argument("--depth-topic", help="optional 16UC1/32FC1 sensor depth topic (stage-2-only mode)")
+    parser.add_argument("--mask-topic", help="mono8 person-mask topic; None = the image's alpha channel if any")
+    parser.add_argument("--ignore-alpha", action="store_true", help="do not use an rgba8/bgra8 alpha channel as mask")
+    parser.add_argument("--depth-topic", help="16UC1/32FC1 sensor depth topic (stage-2-only mode); None = none")
     parser.add_argument(
         "--sync-tolerance",
         type=float,
         default=DEFAULT_SYNC_TOLERANCE_S,
         help="largest header stamp difference (s) between an image and its partners",
     )
-    parser.add_argument("--model", help="model folder or file (default: the shipped model)")
+    parser.add_argument("--model", help="model folder (stage1/stage2.safetensors); None = the shipped model")
     parser.add_argument(
         "--backend", choices=("torch", "onnxruntime", "tensorrt"), default="torch", help="inference backend"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--steps1", type=int, help="sampling steps of stage 1 (default: the pipeline's)")
-    parser.add_argument("--steps2", type=int, help="sampling steps of stage 2 (default: the pipeline's)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
+    parser.add_argument("--sampler1", help="stage-1 sampler: ddpm, ddim or dpmpp2m; None = the pipeline's")
+    parser.add_argument("--steps1", type=int, help="sampling steps of stage 1; None = the pipeline's")
+    parser.add_argument("--sampler2", help="stage-2 sampler: ddpm, ddim or dpmpp2m; None = the pipeline's")
+    parser.add_argument("--steps2", type=int, help="sampling steps of stage 2; None = the pipeline's")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed, same seed same output; -1 = random")
     parser.add_argument("--batch", type=int, default=4, help="frames per inference batch")
     parser.add_argument("--every", type=int, default=1, help="process every N-th image")
-    parser.add_argument("--start", type=float, help="start, seconds after the beginning of the bag")
-    parser.add_argument("--end", type=float, help="end, seconds after the beginning of the bag")
+    parser.add_argument("--start", type=float, help="start, s after the bag begins; None = its beginning")
+    parser.add_argument("--end", type=float, help="end, s after the bag begins; None = its end")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="namespace of the output topics")
-    parser.add_argument("--frame-id", help="frame_id of the outputs (default: the input image's)")
+    parser.add_argument("--frame-id", help="frame_id of the outputs; None = the input image's")
     parser.add_argument(
         "--depth-encoding",
         choices=("32FC1", "16UC1"),
@@ -127,7 +131,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--uncertainty-samples", type=int, default=0, help="stage-2 samples for depth/uncertainty (0 = off, else >= 2)"
     )
     parser.add_argument("--copy-input", action="store_true", help="also copy the input topics into the output")
-    parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage (default: the input's)")
+    parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage; None = the input's")
     parser.add_argument("--export-dir", type=Path, help="also write per-frame PNG/NPY/PLY files and index.csv here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (and export dir)")
 
@@ -181,13 +185,13 @@ def _estimated_images(reader, connections, start_ns: int | None, end_ns: int | N
 def _infer(pipeline, frames: list) -> list:
     """Run one batch; if the batch is refused (ValueError), run its frames one by one to find the culprit.
 
-    Returns per frame a PipelineResult or the error message.
+    Returns per frame a PipelineResult or the reason it failed.
     """
     try:
         return list(pipeline(frames))
-    except ValueError:
+    except ValueError as error:
         if len(frames) == 1:
-            raise
+            return [f"pipeline refused the frame: {error}"]
     results = []
     for frame in frames:
         try:
@@ -197,25 +201,76 @@ def _infer(pipeline, frames: list) -> list:
     return results
 
 
+class _BagRun:
+    """The work of one run once the output is open: batch the matched frames, infer, write in time order."""
+
+    def __init__(self, job: BagJob, pipeline, typestore, writer, export, summary: BagSummary):
+        from rgbd_fusion_ros.messages import OUTPUT_TOPICS, rosbags_types
+
+        self.job, self.pipeline, self.typestore = job, pipeline, typestore
+        self.types = rosbags_types(typestore)
+        self.writer, self.export, self.summary = writer, export, summary
+        self.names = job.output_options.enabled_outputs()
+        self.connections = {name: writer.add_topic(job.output_topic(name), OUTPUT_TOPICS[name]) for name in self.names}
+        self.batch: list = []  # (MatchedFrame, Frame)
+
+    def add(self, matched) -> None:
+        """Queue a matched frame (or count why it is skipped); runs a batch when one is full."""
+        from rgbd_fusion_ros.conversions import frame_from_messages
+
+        if matched.problem is None:
+            try:
+                frame = frame_from_messages(
+                    matched.image, matched.camera_info, matched.mask, matched.depth, self.job.use_alpha_as_mask
+                )
+                self.batch.append((matched, frame))
+            except ValueError as error:
+                matched.problem = str(error)
+        if matched.problem is not None:
+            self.summary.skipped[matched.problem] += 1
+            if not self.batch:
+                self.writer.flush(matched.log_time_ns)
+        if len(self.batch) >= self.job.batch:
+            self.run_batch()
+
+    def run_batch(self) -> None:
+        """Infer the queued frames, write their outputs (and export files), flush the bag up to the last one."""
+        from rgbd_fusion_ros.bag_io import stamp_ns
+        from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header
+
+        if not self.batch:
+            return
+        results = _infer(self.pipeline, [frame for _, frame in self.batch])
+        for (matched, _), result in zip(self.batch, results):
+            if isinstance(result, str):
+                self.summary.skipped[result] += 1
+                continue
+            header = copy_header(self.types, matched.image.header, self.job.frame_id)
+            for name, message in build_outputs(self.types, result, header, self.job.output_options).items():
+                raw = self.typestore.serialize_cdr(message, OUTPUT_TOPICS[name])
+                self.writer.push(self.connections[name], matched.log_time_ns, raw)
+            if self.export:
+                self.export.write(stamp_ns(header), header.frame_id, result)
+            self.summary.processed += 1
+        self.writer.flush(self.batch[-1][0].log_time_ns)
+        self.batch.clear()
+
+
 def process_bag(job: BagJob, pipeline) -> BagSummary:
     """Run ``pipeline`` over the bag described by ``job``; returns the summary. See the module docstring.
 
     Raises RuntimeError (and leaves no output) when no frame could be processed.
     """
-    from rosbags.typesys import Stores, get_typestore
     from tqdm import tqdm
 
     from rgbd_fusion_core.outputs import staged_directory
-    from rgbd_fusion_ros.bag_io import NS, ReadStats, open_bag, read_frames, resolve_connections, stamp_ns
+    from rgbd_fusion_ros.bag_io import NS, ReadStats, bag_typestore, open_bag, read_frames, resolve_connections
     from rgbd_fusion_ros.bag_output import OrderedBagWriter
     from rgbd_fusion_ros.export_files import ExportWriter
-    from rgbd_fusion_ros.conversions import frame_from_messages
-    from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header, rosbags_types
 
     _check_job(job)
     began = time.perf_counter()
-    typestore = get_typestore(Stores.ROS2_KILTED)
-    types = rosbags_types(typestore)
+    typestore = bag_typestore()
     summary = BagSummary()
     stats = ReadStats()
     with ExitStack() as stack:
@@ -224,26 +279,21 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
         connections = resolve_connections(reader, job.topics)
         start_ns = None if job.start_s is None else reader.start_time + int(job.start_s * NS)
         end_ns = None if job.end_s is None else reader.start_time + int(job.end_s * NS)
-        output_names = job.output_options.enabled_outputs()
         input_topics = {c.topic for conns in connections.values() for c in conns}
-        clashes = input_topics & {job.output_topic(n) for n in output_names}
+        clashes = input_topics & {job.output_topic(n) for n in job.output_options.enabled_outputs()}
         if clashes:
             raise ValueError(f"output topics {sorted(clashes)} would clash with input topics; choose another --prefix")
 
         bag_path = stack.enter_context(staged_directory(job.output, job.overwrite))
         export = None
         if job.export_dir:
-            export = stack.enter_context(
-                ExportWriter(stack.enter_context(staged_directory(job.export_dir, job.overwrite)))
-            )
+            export_path = stack.enter_context(staged_directory(job.export_dir, job.overwrite))
+            export = stack.enter_context(ExportWriter(export_path))
         writer = stack.enter_context(OrderedBagWriter(bag_path, job.storage or _storage_of(reader), typestore))
-        output_connections = {
-            name: writer.add_topic(job.output_topic(name), OUTPUT_TOPICS[name]) for name in output_names
-        }
+        run = _BagRun(job, pipeline, typestore, writer, export, summary)
         if job.copy_input:
-            for conns in connections.values():
-                for connection in conns:
-                    writer.copy_connection(connection)
+            for connection in (c for conns in connections.values() for c in conns):
+                writer.copy_connection(connection)
         progress = stack.enter_context(
             tqdm(
                 total=_estimated_images(reader, connections, start_ns, end_ns, job.every),
@@ -253,25 +303,6 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
                 file=sys.stderr,
             )
         )
-
-        batch: list = []  # (MatchedFrame, Frame)
-
-        def run_batch() -> None:
-            results = _infer(pipeline, [frame for _, frame in batch])
-            for (matched, _), result in zip(batch, results):
-                if isinstance(result, str):
-                    summary.skipped[result] += 1
-                    continue
-                header = copy_header(types, matched.image.header, job.frame_id)
-                for name, message in build_outputs(types, result, header, job.output_options).items():
-                    raw = typestore.serialize_cdr(message, OUTPUT_TOPICS[name])
-                    writer.push(output_connections[name], matched.log_time_ns, raw)
-                if export:
-                    export.write(stamp_ns(header), header.frame_id, result)
-                summary.processed += 1
-            writer.flush(batch[-1][0].log_time_ns)
-            batch.clear()
-
         frames = read_frames(
             reader,
             connections,
@@ -284,23 +315,10 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
             on_message=writer.push_copy if job.copy_input else None,
         )
         for matched in frames:
+            run.add(matched)
             progress.update(stats.images_selected - progress.n)
-            if matched.problem is None:
-                try:
-                    batch.append(
-                        (matched, frame_from_messages(matched.image, matched.camera_info, matched.mask, matched.depth))
-                    )
-                except ValueError as error:
-                    matched.problem = str(error)
-            if matched.problem is not None:
-                summary.skipped[matched.problem] += 1
-                if not batch:
-                    writer.flush(matched.log_time_ns)
-            if len(batch) >= job.batch:
-                run_batch()
-                progress.set_postfix(processed=summary.processed, skipped=sum(summary.skipped.values()))
-        if batch:
-            run_batch()
+            progress.set_postfix(processed=summary.processed, skipped=sum(summary.skipped.values()), refresh=False)
+        run.run_batch()
         progress.update(stats.images_selected - progress.n)
 
         summary.images_read = stats.images_read
@@ -308,10 +326,10 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
             summary.skipped[NOT_SELECTED] = stats.images_read - stats.images_selected
         summary.corrupt_messages = stats.corrupt_messages
         summary.read_error = stats.read_error
+        summary.wall_s = time.perf_counter() - began
         if summary.processed == 0:
-            summary.wall_s = time.perf_counter() - began
             raise RuntimeError("no frame could be processed, nothing written:\n" + "\n".join(summary.lines()))
-        summary.written = writer.written
+        summary.written = writer.written  # the same Counter: complete once the writer has closed
     summary.output = job.output
     summary.export_dir = job.export_dir
     summary.wall_s = time.perf_counter() - began
@@ -341,6 +359,7 @@ def job_from_args(args: argparse.Namespace) -> BagJob:
         end_s=args.end,
         sync_tolerance_s=args.sync_tolerance,
         frame_id=args.frame_id,
+        use_alpha_as_mask=not args.ignore_alpha,
         export_dir=args.export_dir,
         overwrite=args.overwrite,
     )
@@ -351,9 +370,12 @@ def load_pipeline(args: argparse.Namespace):
     from rgbd_fusion_core.pipeline import Pipeline
     from rgbd_fusion_core.pipeline_io import PipelineConfig
 
-    steps = {name: value for name, value in (("steps1", args.steps1), ("steps2", args.steps2)) if value is not None}
+    sampling = {name: getattr(args, name) for name in ("sampler1", "steps1", "sampler2", "steps2")}
     config = PipelineConfig(
-        seed=args.seed, full_frame=args.full_frame, uncertainty_samples=args.uncertainty_samples, **steps
+        seed=None if args.seed < 0 else args.seed,
+        full_frame=args.full_frame,
+        uncertainty_samples=args.uncertainty_samples,
+        **{name: value for name, value in sampling.items() if value is not None},
     )
     return Pipeline.from_pretrained(args.model, backend=args.backend, device=args.device, config=config)
 
@@ -372,9 +394,21 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _preflight(job: BagJob) -> None:
+    """The checks that need no model: flags, paths, and that the bag opens and holds the topics."""
+    from rgbd_fusion_ros.bag_io import open_bag, resolve_connections
+
+    _check_job(job)
+    reader = open_bag(job.input)
+    try:
+        resolve_connections(reader, job.topics)
+    finally:
+        reader.close()
+
+
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)
-    _check_job(job)  # before the (slow) model load
+    _preflight(job)  # fail fast, before the model loads
     with _sigterm_as_interrupt():
         summary = process_bag(job, load_pipeline(args))
     print("\n".join(summary.lines()))

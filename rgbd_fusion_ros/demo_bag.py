@@ -74,19 +74,21 @@ def write_demo_bag(
     with_mask: bool = False,
     with_depth: bool = False,
     missing_camera_info: tuple[int, ...] = (),
+    corrupt_images: tuple[int, ...] = (),
     rate_hz: float = 10.0,
 ) -> DemoTopics:
     """Write the bag at ``path`` (must not exist); returns the topic names.
 
-    missing_camera_info: frame indices recorded without their CameraInfo (to exercise gaps).
+    To exercise error handling: missing_camera_info lists frames recorded without their CameraInfo,
+    corrupt_images frames whose image message is recorded as bytes that do not deserialise.
     """
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
 
+    from rgbd_fusion_ros.bag_io import bag_typestore
     from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header, rosbags_types
 
-    typestore = get_typestore(Stores.ROS2_KILTED)
+    typestore = bag_typestore()
     types = rosbags_types(typestore)
     plugin = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
     K = demo_intrinsics(width, height)
@@ -121,5 +123,8 @@ def write_demo_bag(
             if with_depth:
                 messages["depth"] = (image_message(types, header, depth, "16UC1"), "sensor_msgs/msg/Image")
             for offset_ns, (role, (message, msgtype)) in enumerate(messages.items()):
-                writer.write(connections[role], stamp + 1000 * offset_ns, typestore.serialize_cdr(message, msgtype))
+                raw = typestore.serialize_cdr(message, msgtype)
+                if role == "image" and index in corrupt_images:
+                    raw = raw[:20]  # a CDR header and the start of the message header, then nothing
+                writer.write(connections[role], stamp + 1000 * offset_ns, raw)
     return TOPICS

@@ -60,7 +60,7 @@ class RgbdFusionNode(LifecycleNode):
         self._throttle = MessageThrottle(WARNING_PERIOD_S)
         self._pipeline = None
         self._device = ""
-        self._publishers = {}
+        self._outputs = {}
         self._diagnostics_publisher = None
         self._diagnostics_timer = None
         self._last_summary: dict[str, float] = {}
@@ -93,6 +93,8 @@ class RgbdFusionNode(LifecycleNode):
         )
         if self._sync is not None:
             self._sync.tolerance_ns = round(requested.sync_tolerance_s * 1e9)
+        if self._pipeline is not None and self._pipeline.config != self.settings.pipeline:
+            self._pipeline = self._pipeline.with_config(self.settings.pipeline)  # same loaded models
         return SetParametersResult(successful=True)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
@@ -104,6 +106,20 @@ class RgbdFusionNode(LifecycleNode):
         return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._logged_transition("configure", self._configure, state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._logged_transition("activate", self._activate, state)
+
+    def _logged_transition(self, name: str, transition, state: LifecycleState) -> TransitionCallbackReturn:
+        """rclpy turns an exception in a transition callback into a silent ERROR: log it first."""
+        try:
+            return transition(state)
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f"{name} failed: {type(error).__name__}: {error}")
+            return TransitionCallbackReturn.ERROR
+
+    def _configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.settings = settings_from_parameters(self._current_parameter_values())
         settings = self.settings
         model_name = settings.model or "the shipped default model"
@@ -124,18 +140,18 @@ class RgbdFusionNode(LifecycleNode):
         output_qos = qos_profile(settings.output_reliability, settings.output_depth)
         for name in settings.outputs.enabled_outputs():
             message_class = self._types.message_class(OUTPUT_TOPICS[name])
-            self._publishers[name] = self.create_lifecycle_publisher(message_class, name, output_qos)
+            self._outputs[name] = self.create_lifecycle_publisher(message_class, name, output_qos)
         from diagnostic_msgs.msg import DiagnosticArray
 
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
             f"configured: {model_name}, backend {settings.backend} on {self._device}; outputs "
-            + ", ".join(self._publishers[name].topic_name for name in self._publishers)
+            + ", ".join(self._outputs[name].topic_name for name in self._outputs)
         )
         return super().on_configure(state)
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         settings = self.settings
         streams = ["image", "camera_info"] + ["mask"] * settings.use_mask + ["depth"] * settings.use_depth
         self._sync = StampSynchronizer(streams, round(settings.sync_tolerance_s * 1e9), settings.sync_queue_size)
@@ -164,6 +180,10 @@ class RgbdFusionNode(LifecycleNode):
         self._release_outputs()
         return super().on_shutdown(state)
 
+    def close(self) -> None:
+        """Stop taking frames and end the worker (before ``destroy_node``, whatever the lifecycle state)."""
+        self._stop_inputs()
+
     def _stop_inputs(self) -> None:
         for subscription in self._subscriptions_by_stream.values():
             self.destroy_subscription(subscription)
@@ -173,9 +193,9 @@ class RgbdFusionNode(LifecycleNode):
         self._worker = None
 
     def _release_outputs(self) -> None:
-        for publisher in self._publishers.values():
+        for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
-        self._publishers.clear()
+        self._outputs.clear()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self.destroy_publisher(self._diagnostics_publisher)
@@ -203,7 +223,7 @@ class RgbdFusionNode(LifecycleNode):
         matched = sync.add(stream, stamp_ns(msg.header), msg)
         if matched is None:
             return
-        if not any(publisher.get_subscription_count() for publisher in self._publishers.values()):
+        if not any(publisher.get_subscription_count() for publisher in self._outputs.values()):
             self._stats.count("skipped_no_subscribers")
             return
         max_rate = self.settings.max_rate_hz
@@ -217,7 +237,7 @@ class RgbdFusionNode(LifecycleNode):
     # --- worker thread: convert, infer, publish ----------------------------------------------------------------
 
     def _process_frame(self, matched: dict) -> None:
-        settings = self.settings
+        settings, pipeline = self.settings, self._pipeline
         image = matched["image"]
         started = time.perf_counter()
         try:
@@ -229,14 +249,19 @@ class RgbdFusionNode(LifecycleNode):
             self._warn_throttled(f"skipping frame: {error}")
             return
         converted = time.perf_counter()
-        result = self._pipeline([frame], config=settings.pipeline)[0]
+        try:
+            result = pipeline([frame])[0]
+        except ValueError as error:  # the pipeline's own checks of the frame (e.g. no depth on the person)
+            self._stats.count("bad_input")
+            self._warn_throttled(f"skipping frame: {error}")
+            return
         inferred = time.perf_counter()
-        wanted = {name for name, publisher in self._publishers.items() if publisher.get_subscription_count()}
+        wanted = {name for name, publisher in self._outputs.items() if publisher.get_subscription_count()}
         header = copy_header(self._types, image.header, settings.frame_id)
         messages = build_outputs(self._types, result, header, settings.outputs, wanted)
         built = time.perf_counter()
         for name, msg in messages.items():
-            self._publishers[name].publish(msg)
+            self._outputs[name].publish(msg)
         published = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(image.header)) / 1e6
         stages = {"convert": converted - started, "pipeline": inferred - converted, "build": built - inferred}
@@ -288,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.close()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -17,7 +17,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rgbd_fusion_core.pipeline_io import CROP_MODES, REFERENCE_DEPTH_STRATEGIES, PipelineConfig
 from rgbd_fusion_ros.messages import DEPTH_OUTPUT_ENCODINGS, OutputOptions
 
-BACKENDS = ("torch", "onnx", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")  # the names Pipeline.from_pretrained takes
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
 RELIABILITIES = ("best_effort", "reliable")
 MAX_INT32 = 2**31 - 1

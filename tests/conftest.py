@@ -30,3 +30,15 @@ def write_tiny_model(folder, seed: int = 0):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     return write_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def rendered_dataset(tmp_path_factory):
+    """A small dataset rendered by our own generator (6 subjects x 2 views, 64/256 resolutions)."""
+    from rgbd_fusion_core.cli.main import main
+
+    out = tmp_path_factory.mktemp("rendered") / "data"
+    args = ["make-dataset", "--out", str(out), "--subjects", "6", "--views-per-subject", "2", "--seed", "7",
+            "--workers", "1", "--test-fraction", "0.34"]
+    assert main(args) == 0
+    return out

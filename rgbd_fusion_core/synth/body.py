@@ -43,10 +43,10 @@ def _mirror(joints: list[Joint]) -> list[Joint]:
 
 
 _LEFT_LIMBS = [
-    Joint("upperleg01.L", "x", -1.2, 0.4, -0.1, 0.35),  # hip flexion (negative = leg forward)
+    Joint("upperleg01.L", "x", -1.2, 0.4, -0.05, 0.3),  # hip flexion (negative = leg forward)
     Joint("upperleg01.L", "y", -0.5, 0.12, -0.05, 0.15),  # abduction (negative = outward)
     Joint("upperleg01.L", "z", -0.4, 0.4, 0.0, 0.15),  # hip rotation
-    Joint("lowerleg01.L", "x", 0.0, 1.6, 0.15, 0.45),  # knee bend
+    Joint("lowerleg01.L", "x", 0.0, 1.6, 0.1, 0.35),  # knee bend
     Joint("foot.L", "x", -0.3, 0.4, 0.0, 0.15),  # ankle
     Joint("upperarm01.L", "y", -1.5, 0.55, 0.2, 0.5),  # raise (negative = up, positive = towards the body)
     Joint("upperarm01.L", "x", -1.5, 0.7, -0.1, 0.5),  # swing (negative = forward)
@@ -83,7 +83,20 @@ _REGION_PREFIXES = (
 )
 
 _SKIN_TONES = np.array(  # sRGB, light to dark
-    [[0.96, 0.82, 0.72], [0.90, 0.72, 0.60], [0.80, 0.60, 0.46], [0.65, 0.45, 0.32], [0.45, 0.30, 0.20], [0.30, 0.20, 0.14]]
+    [
+        [0.96, 0.82, 0.72],
+        [0.90, 0.72, 0.60],
+        [0.80, 0.60, 0.46],
+        [0.65, 0.45, 0.32],
+        [0.45, 0.30, 0.20],
+        [0.30, 0.20, 0.14],
+    ]
+)
+
+
+_HAIR_COLOURS = np.array(  # sRGB: black, dark brown, brown, auburn, blond, grey
+    [[0.04, 0.03, 0.03], [0.15, 0.09, 0.06], [0.30, 0.19, 0.11]]
+    + [[0.45, 0.20, 0.10], [0.75, 0.62, 0.40], [0.62, 0.60, 0.58]]
 )
 
 
@@ -137,7 +150,9 @@ class BodyModel:
         if joint.axis != "elbow":
             return np.eye(3)["xyz".index(joint.axis)]
         side = joint.bone[-2:]
-        shoulder, elbow, wrist = (heads[self.bone_labels.index(b + side)] for b in ("upperarm01", "lowerarm01", "wrist"))
+        shoulder, elbow, wrist = (
+            heads[self.bone_labels.index(b + side)] for b in ("upperarm01", "lowerarm01", "wrist")
+        )
         hinge = np.cross(elbow - shoulder, wrist - elbow)
         return hinge / np.linalg.norm(hinge)
 
@@ -198,18 +213,16 @@ class BodyModel:
         pose[:, :, :3, :3] = rotations
         return torch.from_numpy(pose)
 
-    def posed_vertices(self, phenotype: dict[str, torch.Tensor], angles: np.ndarray) -> np.ndarray:
-        """Vertices (B, V, 3) float64 in metres for one subject's phenotype and (B, J) joint angles."""
-        batch = len(np.atleast_2d(angles))
-        phenotype_batch = {k: v.expand(batch) for k, v in phenotype.items()}
+    def posed_vertices(self, phenotypes: dict[str, torch.Tensor], angles: np.ndarray) -> np.ndarray:
+        """Vertices (B, V, 3) float64 in metres for phenotypes (dict of (B,) tensors) and (B, J) joint angles."""
         with torch.no_grad():
-            out = self.model(pose_parameters=self.pose_matrices(angles), phenotype_kwargs=phenotype_batch)
+            out = self.model(pose_parameters=self.pose_matrices(angles), phenotype_kwargs=phenotypes)
         return out["vertices"].numpy()
 
-    def self_intersects(self, vertices: np.ndarray) -> bool:
-        """Whether a posed mesh (V, 3) has intersecting triangles of non-adjacent body parts."""
+    def colliding_triangles(self, vertices: np.ndarray) -> int:
+        """Number of triangles of a posed mesh (V, 3) that intersect a triangle of a non-adjacent body part."""
         colliding = self.collision.detect_self_intersections(torch.from_numpy(np.asarray(vertices, np.float32)))
-        return bool((colliding >= 0).any())
+        return int((colliding >= 0).sum())
 
     def sample_look(self, rng: np.random.Generator) -> SubjectLook:
         """Random skin tone, shirt (short or long sleeves), trousers or shorts, shoes, hair."""
@@ -223,7 +236,9 @@ class BodyModel:
         shirt = random_colour((0.0, 0.9), (0.15, 0.95))
         trousers = random_colour((0.0, 0.7), (0.1, 0.7))
         shoes = random_colour((0.0, 0.4), (0.05, 0.9))
-        hair = random_colour((0.2, 0.7), (0.03, 0.45)) if rng.uniform() < 0.85 else skin
+        hair = _HAIR_COLOURS[int(rng.integers(len(_HAIR_COLOURS)))] * rng.uniform(0.8, 1.2)
+        if rng.uniform() < 0.1:
+            hair = skin  # bald
         long_sleeves = rng.uniform() < 0.5
         long_trousers = rng.uniform() < 0.75
         colours = {

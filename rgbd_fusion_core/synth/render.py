@@ -104,9 +104,10 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = np.asarray(vertices, dtype=np.float64)
     tri = v[faces]
     face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(v)
-    for corner in range(3):
-        np.add.at(normals, faces[:, corner], face_normals)
+    corners = np.asarray(faces, dtype=np.int64).reshape(-1)
+    normals = np.stack(
+        [np.bincount(corners, np.repeat(face_normals[:, axis], 3), minlength=len(v)) for axis in range(3)], axis=1
+    )
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return (normals / np.maximum(length, 1e-12)).astype(np.float32)
 

@@ -1,0 +1,368 @@
+"""Render a synthetic RGB-D dataset of people: orchestration, worker processes, resume and determinism.
+
+Work is split into units of consecutive subjects. Every random choice comes from a seed sequence keyed by
+(seed, stream, subject, view), so the same seed gives byte-identical files whatever the worker count or the
+order of completion. Each sample's files are written atomically, its ``meta/<id>.json`` last; a rerun skips
+units whose samples are all complete and re-renders the others whole (a unit is a fixed group of subjects, so
+its pose batches, and so its results, are the same). ``dataset.json`` is assembled from the meta files at the
+end, also atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rgbd_fusion_core.camera import scale_intrinsics
+from rgbd_fusion_core.data.format import DatasetIndex, SampleEntry, sample_relpaths, split_subjects, write_index
+from rgbd_fusion_core.imageio import write_bytes_atomic, write_depth_mm, write_mask, write_rgb
+
+GENERATOR_VERSION = 1
+LOW_RES_FACTOR = 4
+STREAM_SHAPE, STREAM_LOOK, STREAM_POSE, STREAM_SCENE = range(4)
+POSE_BATCH = 16  # views posed together in one anny call
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What ``make-dataset`` renders; ``workers`` changes only the speed, never the files."""
+
+    out: Path
+    subjects: int
+    views_per_subject: int
+    seed: int = 0
+    workers: int = 1
+    resolution: int = 256
+    test_fraction: float = 0.1
+    backgrounds: str = "mixed"
+    background_dir: Path | None = None
+    age_range: str = "adult"
+    reject_intersections: bool = True
+    max_pose_attempts: int = 16
+
+    @property
+    def resolutions(self) -> tuple[int, int]:
+        return (self.resolution, self.resolution // LOW_RES_FACTOR)
+
+    def recorded_args(self) -> dict:
+        """The arguments that determine the output (``out`` and ``workers`` do not)."""
+        args = asdict(self)
+        for key in ("out", "workers"):
+            args.pop(key)
+        args["background_dir"] = str(self.background_dir) if self.background_dir else None
+        return args
+
+
+def validate_config(config: GeneratorConfig) -> None:
+    """Raise ``ValueError``/``FileNotFoundError`` with a clear message for bad settings."""
+    from rgbd_fusion_core.synth.backgrounds import KINDS, list_background_images
+    from rgbd_fusion_core.synth.body import AGE_RANGES_YEARS
+
+    if config.subjects < 1:
+        raise ValueError(f"--subjects must be at least 1, got {config.subjects}")
+    if config.views_per_subject < 1:
+        raise ValueError(f"--views-per-subject must be at least 1, got {config.views_per_subject}")
+    if config.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {config.workers}")
+    if config.resolution < 64 or config.resolution % LOW_RES_FACTOR:
+        raise ValueError(
+            f"--resolution must be a multiple of {LOW_RES_FACTOR} and at least 64, got {config.resolution}"
+        )
+    if not 0.0 <= config.test_fraction < 1.0:
+        raise ValueError(f"--test-fraction must be in [0, 1), got {config.test_fraction}")
+    if config.backgrounds not in KINDS:
+        raise ValueError(f"--backgrounds must be one of {KINDS}, got {config.backgrounds!r}")
+    if config.age_range not in AGE_RANGES_YEARS:
+        raise ValueError(f"--age-range must be one of {sorted(AGE_RANGES_YEARS)}, got {config.age_range!r}")
+    if config.max_pose_attempts < 1:
+        raise ValueError(f"max pose attempts must be at least 1, got {config.max_pose_attempts}")
+    if config.background_dir is not None:
+        list_background_images(config.background_dir)
+    _check_writable(Path(config.out))
+
+
+def _check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output path exists and is not a folder: {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"output folder is not writable: {out}: {error.strerror or error}") from error
+
+
+def sample_id(config: GeneratorConfig, subject: int, view: int) -> tuple[str, str]:
+    """(sample id, subject id), e.g. ("s0003_v02", "s0003"); zero-padded to the largest index."""
+    subject_id = f"s{subject:0{max(4, len(str(config.subjects - 1)))}d}"
+    return f"{subject_id}_v{view:0{max(2, len(str(config.views_per_subject - 1)))}d}", subject_id
+
+
+def _rng(config: GeneratorConfig, stream: int, subject: int, view: int = 0) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(stream, subject, view)))
+
+
+def _sample_files(config: GeneratorConfig, sample: str) -> list[Path]:
+    files = [config.out / rel for r in config.resolutions for rel in sample_relpaths(r, sample).values()]
+    return files + [_meta_path(config, sample)]
+
+
+def _meta_path(config: GeneratorConfig, sample: str) -> Path:
+    return config.out / "meta" / f"{sample}.json"
+
+
+def unit_subjects(config: GeneratorConfig, unit: int) -> list[int]:
+    """Subjects of work unit ``unit``: consecutive groups of about ``POSE_BATCH`` views (fixed by the config alone,
+    so pose batches and therefore results do not depend on the worker count or on resuming)."""
+    per_unit = max(1, POSE_BATCH // config.views_per_subject)
+    return list(range(unit * per_unit, min((unit + 1) * per_unit, config.subjects)))
+
+
+def unit_count(config: GeneratorConfig) -> int:
+    per_unit = max(1, POSE_BATCH // config.views_per_subject)
+    return -(-config.subjects // per_unit)
+
+
+def sample_fingerprint(config: GeneratorConfig) -> dict:
+    """The settings that determine a sample's files (``subjects`` and ``test_fraction`` do not, so a set can be
+    extended with more subjects or re-split); stored in each meta file and checked on resume."""
+    args = config.recorded_args()
+    for key in ("subjects", "test_fraction"):
+        args.pop(key)
+    return {"version": GENERATOR_VERSION, **args}
+
+
+def unit_complete(config: GeneratorConfig, unit: int) -> bool:
+    """Whether every file of the unit exists; errors if they were made with other settings."""
+    complete = all(
+        path.is_file()
+        for subject in unit_subjects(config, unit)
+        for view in range(config.views_per_subject)
+        for path in _sample_files(config, sample_id(config, subject, view)[0])
+    )
+    if complete:
+        meta_path = _meta_path(config, sample_id(config, unit_subjects(config, unit)[0], 0)[0])
+        found = json.loads(meta_path.read_text()).get("generator")
+        expected = sample_fingerprint(config)
+        if found != expected:
+            changed = sorted(k for k in expected if (found or {}).get(k) != expected[k])
+            raise ValueError(
+                f"{config.out} already holds samples made with other settings ({', '.join(changed)} differ, "
+                f"see {meta_path}); rerun with the same settings to resume, or use a new --out"
+            )
+    return complete
+
+
+class UnitRenderer:
+    """Per-process state (anny model, EGL renderer, background list) that renders work units of subjects."""
+
+    def __init__(self, config: GeneratorConfig):
+        from rgbd_fusion_core.synth.backgrounds import list_background_images
+        from rgbd_fusion_core.synth.body import BodyModel
+        from rgbd_fusion_core.synth.render import MeshRenderer
+
+        self.config = config
+        self.body = BodyModel(config.age_range)
+        self.renderer = MeshRenderer()
+        self.background_images = list_background_images(config.background_dir) if config.background_dir else None
+
+    def _sample_poses(self, items: list[tuple[int, int]], phenotypes: dict) -> tuple[np.ndarray, list[dict]]:
+        """Posed vertices (len(items), V, 3) and pose statistics for (subject, view) items, with self-intersecting
+        poses resampled.
+
+        Round r poses (as one batch) every item still without an accepted pose, each from its own random stream; an
+        item still intersecting after ``max_pose_attempts`` keeps its attempt with the fewest colliding triangles
+        (flagged in its meta). ``phenotypes[subject]`` is a dict of (1,) tensors.
+        """
+        config = self.config
+        rngs = [_rng(config, STREAM_POSE, subject, view) for subject, view in items]
+        accepted = [None] * len(items)
+        stats = [{"pose_attempts": 0, "intersecting": False} for _ in items]
+        best = [(np.inf, None)] * len(items)
+        pending = list(range(len(items)))
+        for _ in range(config.max_pose_attempts):
+            if not pending:
+                break
+            angles = np.stack([self.body.sample_pose_angles(rngs[i]) for i in pending])
+            batch = {key: torch.cat([phenotypes[items[i][0]][key] for i in pending]) for key in phenotypes[items[0][0]]}
+            still_pending = []
+            for i, mesh in zip(pending, self.body.posed_vertices(batch, angles)):
+                stats[i]["pose_attempts"] += 1
+                colliding = self.body.colliding_triangles(mesh) if config.reject_intersections else 0
+                if colliding == 0:
+                    accepted[i] = mesh
+                    continue
+                if colliding < best[i][0]:
+                    best[i] = (colliding, mesh)
+                still_pending.append(i)
+            pending = still_pending
+        for i in pending:
+            accepted[i] = best[i][1]
+            stats[i]["intersecting"] = True
+        return np.stack(accepted), stats
+
+    def render_unit(self, unit: int) -> int:
+        """Render and write every view of the subjects of one work unit; returns the number of samples written."""
+        from rgbd_fusion_core.synth.backgrounds import sample_background
+        from rgbd_fusion_core.synth.scene import frame_camera, sample_view
+
+        config = self.config
+        subjects = unit_subjects(config, unit)
+        shapes, looks = {}, {}
+        for subject in subjects:
+            seed_state = np.random.SeedSequence(config.seed, spawn_key=(STREAM_SHAPE, subject, 0)).generate_state(1)
+            shapes[subject] = self.body.sample_shape(int(seed_state[0]))
+            looks[subject] = self.body.sample_look(_rng(config, STREAM_LOOK, subject))
+        items = [(subject, view) for subject in subjects for view in range(config.views_per_subject)]
+        vertices, pose_stats = self._sample_poses(items, {s: shape[1] for s, shape in shapes.items()})
+        high, low = config.resolutions
+        for item, (subject, view) in enumerate(items):
+            age, phenotype = shapes[subject]
+            look = looks[subject]
+            sample, subject_id = sample_id(config, subject, view)
+            rng = _rng(config, STREAM_SCENE, subject, view)
+            setup = sample_view(rng)
+            R, t = frame_camera(vertices[item], setup, high)
+            K = {high: setup.intrinsics(high)}
+            K[low] = scale_intrinsics(K[high], high, low)
+            camera_vertices = vertices[item] @ R.T + t
+            rendered = self.renderer.render(
+                camera_vertices,
+                self.body.faces,
+                [(K[high], high, high), (K[low], low, low)],
+                albedo=look.albedo,
+                lighting=setup.lighting,
+            )
+            background_kind, background = sample_background(rng, config.backgrounds, high, self.background_images)
+            backgrounds = {high: background, low: _area_resize(background, low)}
+            files = {}
+            for resolution, view_image in zip((high, low), rendered):
+                rel = sample_relpaths(resolution, sample)
+                mask = view_image.mask[:, :, None]
+                rgb = np.where(mask, view_image.rgb, backgrounds[resolution])
+                write_rgb(config.out / rel["rgb"], np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                write_depth_mm(config.out / rel["depth"], view_image.depth_m)
+                write_mask(config.out / rel["mask"], view_image.mask)
+                files[resolution] = rel
+            meta = {
+                **SampleEntry(sample, subject_id, files, K).to_json(),
+                "generator": sample_fingerprint(config),
+                "info": {
+                    **pose_stats[item],
+                    "age_years": round(age, 2),
+                    "phenotype": {k: round(float(v[0]), 4) for k, v in phenotype.items()},
+                    "look": look.description,
+                    "yaw_deg": round(setup.yaw_deg, 2),
+                    "pitch_deg": round(setup.pitch_deg, 2),
+                    "fov_deg": round(setup.fov_deg, 2),
+                    "fill": round(setup.fill, 4),
+                    "camera_distance_m": round(float(np.linalg.norm(R.T @ -t - vertices[item].mean(0))), 4),
+                    "background": background_kind,
+                },
+            }
+            write_bytes_atomic(_meta_path(config, sample), (json.dumps(meta, indent=1) + "\n").encode())
+        return len(items)
+
+
+def _area_resize(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+_process_renderer: UnitRenderer | None = None
+
+
+def _renderer_for(config: GeneratorConfig) -> UnitRenderer:
+    """This process's UnitRenderer, rebuilt only when settings that affect the models change."""
+    global _process_renderer
+    if _process_renderer is None or (
+        (_process_renderer.config.age_range, _process_renderer.config.background_dir)
+        != (config.age_range, config.background_dir)
+    ):
+        _process_renderer = UnitRenderer(config)
+    _process_renderer.config = config
+    return _process_renderer
+
+
+def _worker_init(config: GeneratorConfig) -> None:
+    torch.set_num_threads(1)
+    _renderer_for(config)
+
+
+def _worker_render(args: tuple[GeneratorConfig, int]) -> int:
+    config, unit = args
+    return _renderer_for(config).render_unit(unit)
+
+
+def assemble_index(config: GeneratorConfig) -> DatasetIndex:
+    """Build the dataset index from the per-sample meta files (all must exist)."""
+    samples, attempts, intersecting = [], [], 0
+    for subject in range(config.subjects):
+        for view in range(config.views_per_subject):
+            meta = json.loads(_meta_path(config, sample_id(config, subject, view)[0]).read_text())
+            samples.append(
+                SampleEntry(
+                    meta["id"],
+                    meta["subject"],
+                    {int(r): kinds for r, kinds in meta["files"].items()},
+                    {int(r): np.asarray(k) for r, k in meta["K"].items()},
+                )
+            )
+            attempts.append(meta["info"]["pose_attempts"])
+            intersecting += meta["info"]["intersecting"]
+    subjects = sorted({s.subject for s in samples})
+    generator = {
+        "name": "rgbd_fusion_core.synth",
+        "version": GENERATOR_VERSION,
+        "seed": config.seed,
+        "args": config.recorded_args(),
+        "pose_attempts_mean": round(float(np.mean(attempts)), 4),
+        "rejection_rate": round(1.0 - len(attempts) / float(np.sum(attempts)), 4),
+        "samples_left_intersecting": int(intersecting),
+    }
+    return DatasetIndex(
+        root=config.out,
+        depth_unit="mm",
+        resolutions=config.resolutions,
+        splits=split_subjects(subjects, config.test_fraction, config.seed),
+        samples=samples,
+        generator=generator,
+    )
+
+
+def generate(config: GeneratorConfig, progress: bool = True) -> DatasetIndex:
+    """Render (or finish rendering) the dataset described by ``config`` and write its ``dataset.json``."""
+    from tqdm import tqdm
+
+    config = GeneratorConfig(**{**asdict(config), "out": Path(config.out)})
+    validate_config(config)
+    todo = [u for u in range(unit_count(config)) if not unit_complete(config, u)]
+    total = config.subjects * config.views_per_subject
+    done = total - sum(len(unit_subjects(config, u)) for u in todo) * config.views_per_subject
+    with tqdm(total=total, initial=done, unit="sample", disable=not progress, smoothing=0.1) as bar:
+        if config.workers == 1 or len(todo) <= 1:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # same arithmetic as in a worker process
+            try:
+                renderer = _renderer_for(config)
+                for unit in todo:
+                    bar.update(renderer.render_unit(unit))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(config.workers, len(todo)), initializer=_worker_init, initargs=(config,)) as pool:
+                for count in pool.imap_unordered(_worker_render, [(config, u) for u in todo]):
+                    bar.update(count)
+    index = assemble_index(config)
+    write_index(index)
+    return index

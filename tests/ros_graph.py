@@ -1,0 +1,172 @@
+"""Helpers for tests that talk to a real ``rgbd_fusion_node`` process over real rclpy / Fast DDS.
+
+Every test module gets its own ROS_DOMAIN_ID (from its pid), a ROS_LOG_DIR under pytest's tmp folder and the
+shipped large-message Fast DDS profile. The test process itself is a ROS participant (``Probe``): it publishes
+camera frames and records what the node publishes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FASTDDS_PROFILE = REPO / "config" / "fastdds_large_messages.xml"
+
+
+def ros_environment(log_dir: Path) -> dict[str, str]:
+    """Environment for this test process and the node processes it starts (sets it on os.environ too, so the
+    in-process participant uses the same domain and Fast DDS profile)."""
+    settings = {
+        "ROS_DOMAIN_ID": str(10 + os.getpid() % 200),
+        "ROS_LOG_DIR": str(log_dir),
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "RCUTILS_COLORIZED_OUTPUT": "0",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    os.environ.update({k: v for k, v in settings.items() if k != "PYTHONPATH"})
+    return {**os.environ, **settings}
+
+
+def start_node(env: dict[str, str], ros_args: list[str], log_file: Path) -> subprocess.Popen:
+    """``python -m rgbd_fusion_ros.node --ros-args ...`` with stdout+stderr into ``log_file``."""
+    command = [sys.executable, "-m", "rgbd_fusion_ros.node", "--ros-args", *ros_args]
+    return subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file.open("w"), stderr=subprocess.STDOUT)
+
+
+def stop_node(process: subprocess.Popen, timeout_s: float = 15.0) -> int:
+    """SIGINT (as Ctrl-C), then kill if it does not end; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(subprocess.signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def wait_for_log(log_file: Path, text: str, timeout_s: float, process: subprocess.Popen | None = None) -> str:
+    """Wait until ``text`` appears in the log; returns the log. Fails early when the process ends."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        log = log_file.read_text()
+        if text in log:
+            return log
+        if process is not None and process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not in {log_file} within {timeout_s} s:\n{log_file.read_text()}")
+
+
+def pinhole(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def person_like_image(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic (H, W, 3) uint8 image with a person-shaped blob (head + body) and its (H, W) bool mask."""
+    rng = np.random.default_rng(seed)
+    v, u = np.mgrid[0:height, 0:width]
+    cx = width / 2
+    head = (u - cx) ** 2 + (v - 0.2 * height) ** 2 < (0.07 * height) ** 2
+    body = (np.abs(u - cx) < 0.12 * width) & (v > 0.27 * height) & (v < 0.9 * height)
+    mask = head | body
+    rgb = rng.integers(20, 60, (height, width, 3), dtype=np.uint8)
+    rgb[mask] = (200, 150, 120)
+    return rgb, mask
+
+
+class Probe:
+    """An rclpy node in the test process: publishes camera topics, records every message on the watched topics."""
+
+    def __init__(self, name: str = "probe"):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from rgbd_fusion_ros.messages import rclpy_types
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.types = rclpy_types()
+        self.received: dict[str, list] = defaultdict(list)
+        self._publishers = {}
+        self._subscriptions = {}
+
+    def publisher(self, topic: str, message_class, reliable: bool = False):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+        if topic not in self._publishers:
+            qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable else qos_profile_sensor_data
+            self._publishers[topic] = self.node.create_publisher(message_class, topic, qos)
+        return self._publishers[topic]
+
+    def watch(self, topic: str, message_class, best_effort: bool = False) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        reliability = ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
+        qos = QoSProfile(depth=50, reliability=reliability)
+        self._subscriptions[topic] = self.node.create_subscription(
+            message_class, topic, lambda msg: self.received[topic].append(msg), qos
+        )
+
+    def unwatch_all(self, keep: tuple[str, ...] = ()) -> None:
+        for topic in [t for t in self._subscriptions if t not in keep]:
+            self.node.destroy_subscription(self._subscriptions.pop(topic))
+
+    def spin_until(self, condition, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return condition()
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def with_stamp(self, topic: str, sec: int, nanosec: int) -> list:
+        return [m for m in self.received[topic] if (m.header.stamp.sec, m.header.stamp.nanosec) == (sec, nanosec)]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def call_service(probe: Probe, service_type, name: str, request, timeout_s: float = 10.0):
+    """Call a service of another process from the probe; fails when it is not there or does not answer."""
+    client = probe.node.create_client(service_type, name)
+    try:
+        assert probe.spin_until(client.service_is_ready, timeout_s), f"service {name} not available"
+        future = client.call_async(request)
+        assert probe.spin_until(future.done, timeout_s), f"service {name} did not answer"
+        return future.result()
+    finally:
+        probe.node.destroy_client(client)
+
+
+def set_parameters(probe: Probe, node_name: str, **values):
+    """SetParameters on ``node_name`` -> list of rcl_interfaces/SetParametersResult (one per value)."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+    return call_service(probe, SetParameters, f"{node_name}/set_parameters", request).results
+
+
+def lifecycle_state(probe: Probe, node_name: str) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    return call_service(probe, GetState, f"{node_name}/get_state", GetState.Request()).current_state.label

@@ -1,0 +1,164 @@
+"""rgbd_fusion_node with mask and sensor-depth inputs (stage-2-only mode), and its start-up failures.
+
+One node process (use_mask, use_depth) serves the input tests; the start-up tests run short-lived processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not installed")
+
+from ros_graph import (  # noqa: E402
+    REPO,
+    Probe,
+    lifecycle_state,
+    person_like_image,
+    pinhole,
+    ros_environment,
+    start_node,
+    stop_node,
+    wait_for_log,
+)
+
+from rgbd_fusion_ros.conversions import image_to_array  # noqa: E402
+from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
+
+NODE = "/fusion_with_depth"
+HEIGHT, WIDTH = 240, 320
+K_INPUT = pinhole(280.0, 280.0, 160.0, 120.0)
+PERSON_DEPTH_M, BACKGROUND_DEPTH_M = 2.0, 4.0
+DEPTH_WINDOW_M = 1.0  # the tiny preset's depth space: z_ref +- 0.5 m (+ the threshold band)
+ANSWER_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ros_node_inputs")
+    return folder, ros_environment(folder / "ros_log")
+
+
+@pytest.fixture(scope="module")
+def graph(environment, tiny_model_dir):
+    folder, env = environment
+    log = folder / "node.log"
+    parameters = {
+        "model": str(tiny_model_dir),
+        "steps2": 1,
+        "use_mask": "true",
+        "use_depth": "true",
+        "reference_depth": "sensor",
+    }
+    ros_args = ["-r", "__node:=fusion_with_depth"]
+    for name, value in parameters.items():
+        ros_args += ["-p", f"{name}:={value}"]
+    process = start_node(env, ros_args, log)
+    probe = Probe("probe_inputs")
+    try:
+        wait_for_log(log, "active: matching /image, /camera_info, /mask, /depth", 90, process)
+        probe.watch("/depth/image", probe.types.Image)
+        probe.watch("/points", probe.types.PointCloud2)
+        image_publisher = probe.publisher("/image", probe.types.Image)
+        assert probe.spin_until(lambda: image_publisher.get_subscription_count() > 0, 20)
+        probe.spin_for(0.5)
+        yield probe, process, log
+    finally:
+        probe.close()
+        assert stop_node(process) == 0, log.read_text()
+
+
+def send_frame(probe: Probe, sec: int, mask=None, depth=None, depth_encoding="16UC1") -> None:
+    """image + camera_info + mask + depth stamped (sec, 0); defaults: a person at 2 m in front of a wall at 4 m."""
+    types = probe.types
+    header = make_header(types, sec, 0, "cam")
+    rgb, person = person_like_image(HEIGHT, WIDTH)
+    if mask is None:
+        mask = person.astype(np.uint8) * 255
+    if depth is None:
+        metres = np.where(person, PERSON_DEPTH_M, BACKGROUND_DEPTH_M)
+        depth = (metres * 1000).astype(np.uint16) if depth_encoding == "16UC1" else metres.astype(np.float32)
+    messages = {
+        "/camera_info": camera_info_message(types, header, K_INPUT, WIDTH, HEIGHT),
+        "/mask": image_message(types, header, mask, "mono8"),
+        "/depth": image_message(types, header, depth, depth_encoding),
+        "/image": image_message(types, header, rgb, "rgb8"),
+    }
+    for topic, msg in messages.items():
+        kind = types.CameraInfo if topic == "/camera_info" else types.Image
+        probe.publisher(topic, kind).publish(msg)
+
+
+def wait_depth(probe: Probe, sec: int) -> np.ndarray:
+    answered = probe.spin_until(lambda: probe.with_stamp("/depth/image", sec, 0), ANSWER_TIMEOUT_S)
+    assert answered, f"no depth for stamp {sec}"
+    return image_to_array(probe.with_stamp("/depth/image", sec, 0)[0])
+
+
+@pytest.mark.parametrize("depth_encoding", ["16UC1", "32FC1"])
+def test_sensor_depth_sets_the_metric_scale(graph, depth_encoding):
+    probe, _, _ = graph
+    sec = 10 if depth_encoding == "16UC1" else 11
+    send_frame(probe, sec, depth_encoding=depth_encoding)
+    depth = wait_depth(probe, sec)
+    person = depth[np.isfinite(depth)]
+    assert person.size > 0
+    # z_ref is the sensor's median person depth (2 m); the network only places depth inside its window around it
+    assert np.abs(person - PERSON_DEPTH_M).max() <= DEPTH_WINDOW_M / 2 + 0.05
+
+
+@pytest.mark.parametrize(
+    "problem, warning",
+    [
+        ("mask_size", "mask: mask is 160x120 but the image is 320x240"),
+        ("nan_depth", "depth: depth image (32FC1) has no valid pixel"),
+    ],
+)
+def test_bad_mask_or_depth_is_skipped_and_the_next_frame_answered(graph, problem, warning):
+    probe, process, log = graph
+    sec = {"mask_size": 20, "nan_depth": 21}[problem]
+    if problem == "mask_size":
+        send_frame(probe, sec, mask=np.full((120, 160), 255, np.uint8))
+    else:
+        send_frame(probe, sec, depth=np.full((HEIGHT, WIDTH), np.nan, np.float32), depth_encoding="32FC1")
+    wait_for_log(log, warning, ANSWER_TIMEOUT_S, process)
+    send_frame(probe, sec + 100)
+    wait_depth(probe, sec + 100)
+    assert not probe.with_stamp("/depth/image", sec, 0)
+    assert process.poll() is None
+
+
+@pytest.mark.parametrize(
+    "arguments, reason",
+    [
+        (["-p", "steps1:=0"], "steps1"),
+        (["-p", "backend:=caffe"], "parameter 'backend': 'caffe' is not one of torch, onnxruntime, tensorrt"),
+        (["-p", "publish_uncertainty:=true"], "'uncertainty_samples' is below 2"),
+        (["-p", "max_rate_hz:=fast"], "max_rate_hz"),
+    ],
+)
+def test_invalid_parameters_stop_the_node_at_start_up(environment, arguments, reason):
+    folder, env = environment
+    command = [sys.executable, "-m", "rgbd_fusion_ros.node", "--ros-args", *arguments]
+    finished = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2, finished.stdout + finished.stderr
+    assert "invalid parameters" in finished.stderr and reason in finished.stderr, finished.stderr
+
+
+def test_a_model_that_fails_to_load_fails_configure(environment):
+    folder, env = environment
+    log = folder / "bad_model.log"
+    process = start_node(env, ["-r", "__node:=fusion_bad_model", "-p", f"model:={folder / 'no_such_model'}"], log)
+    probe = Probe("probe_bad_model")
+    try:
+        text = wait_for_log(log, "autostart failed", 60, process)
+        assert f"configure failed: could not load {folder / 'no_such_model'}" in text
+        assert "model folder not found" in text
+        assert lifecycle_state(probe, "/fusion_bad_model") == "unconfigured"
+        assert process.poll() is None
+    finally:
+        probe.close()
+        stop_node(process)
