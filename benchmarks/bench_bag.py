@@ -73,7 +73,7 @@ def main() -> None:
     from rgbd_fusion_core.pipeline import Pipeline
     from rgbd_fusion_core.pipeline_io import PipelineConfig
     from rgbd_fusion_ros.bag_io import FrameTopics
-    from rgbd_fusion_ros.bag_tool import BagJob, process_bag
+    from rgbd_fusion_ros.bag_processing import BagJob, process_bag
     from rgbd_fusion_ros.demo_bag import write_demo_bag
     from rgbd_fusion_ros.messages import OutputOptions
 

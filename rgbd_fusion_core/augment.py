@@ -20,7 +20,9 @@ def augment_depth(
         return depth
     b = depth.shape[0]
     apply = torch.rand(b, generator=generator, device=depth.device) < config.probability
-    sigma = config.sigma_min + (config.sigma_max - config.sigma_min) * torch.rand(b, generator=generator, device=depth.device)
+    sigma = config.sigma_min + (config.sigma_max - config.sigma_min) * torch.rand(
+        b, generator=generator, device=depth.device
+    )
     sigma = (sigma * apply).view(b, 1, 1, 1)
     noise = torch.randn(depth.shape, generator=generator, device=depth.device) * sigma
     foreground = depth > threshold

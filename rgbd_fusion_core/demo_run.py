@@ -33,12 +33,12 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     space = pipeline.space
     shape, absolute = Accumulator(), Accumulator()
     times, z_errors, figures = [], [], []
-    pipeline(Frame(read_rgb(data / samples[0].files["256"]["rgb"]), np.asarray(samples[0].K["256"])))  # warm-up
+    pipeline(Frame(read_rgb(data / samples[0].files[256]["rgb"]), np.asarray(samples[0].K[256])))  # warm-up
     for sample in samples:
-        rgb = read_rgb(data / sample.files["256"]["rgb"])
-        truth_m = read_depth_m(data / sample.files["256"]["depth"], unit=index.depth_unit)
+        rgb = read_rgb(data / sample.files[256]["rgb"])
+        truth_m = read_depth_m(data / sample.files[256]["depth"], unit=index.depth_unit)
         truth_m = np.where(truth_m > 0, truth_m, np.nan).astype(np.float32)
-        K = np.asarray(sample.K["256"], dtype=np.float64)
+        K = np.asarray(sample.K[256], dtype=np.float64)
         started = time.perf_counter()
         result = pipeline(Frame(rgb=rgb, K=K))
         times.append(time.perf_counter() - started)
@@ -58,11 +58,19 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     m = shape.means()
     ms = 1000 * float(np.median(times))
     summary = {
-        "frames": len(samples), "nfe_per_frame": result.nfe, "ms_per_frame_median": round(ms, 1),
-        "frames_per_s": round(1000 / ms, 2), "backend": pipeline.backend, "device": str(pipeline.device),
-        "iou": round(m["iou"], 4), "mae": round(m["mae"], 4), "mse": round(m["mse"], 4),
-        "mae_mm_shape": round(m["mae_mm"], 1), "rmse_mm_shape": round(m["rmse_mm"], 1),
-        "abs_rel_shape": round(m["abs_rel"], 4), "chamfer_mm_shape": round(m["chamfer_mm"], 1),
+        "frames": len(samples),
+        "nfe_per_frame": result.nfe,
+        "ms_per_frame_median": round(ms, 1),
+        "frames_per_s": round(1000 / ms, 2),
+        "backend": pipeline.backend,
+        "device": str(pipeline.device),
+        "iou": round(m["iou"], 4),
+        "mae": round(m["mae"], 4),
+        "mse": round(m["mse"], 4),
+        "mae_mm_shape": round(m["mae_mm"], 1),
+        "rmse_mm_shape": round(m["rmse_mm"], 1),
+        "abs_rel_shape": round(m["abs_rel"], 4),
+        "chamfer_mm_shape": round(m["chamfer_mm"], 1),
         "mae_mm_absolute": round(absolute.means()["mae_mm"], 1),
         "z_ref_error_m_median": round(float(np.median(z_errors)), 3),
         "z_ref_source": result.z_ref_source,

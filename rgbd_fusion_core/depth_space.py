@@ -33,9 +33,7 @@ class DepthSpace:
         if self.window_m <= 0:
             raise ValueError(f"depth window must be positive, got {self.window_m} m")
         if not -1.0 < self.threshold < self.foreground_min < 1.0:
-            raise ValueError(
-                f"need -1 < threshold ({self.threshold}) < foreground_min ({self.foreground_min}) < 1"
-            )
+            raise ValueError(f"need -1 < threshold ({self.threshold}) < foreground_min ({self.foreground_min}) < 1")
 
     @property
     def scale(self) -> float:

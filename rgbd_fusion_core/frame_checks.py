@@ -34,7 +34,9 @@ def sensor_depth_metres(depth: np.ndarray) -> np.ndarray:
 def check_frame(frame: Frame, where: str = "frame") -> None:
     rgb = frame.rgb
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
-        raise ValueError(f"{where}: rgb must be a uint8 numpy array, got {type(rgb).__name__} {getattr(rgb, 'dtype', '')}")
+        raise ValueError(
+            f"{where}: rgb must be a uint8 numpy array, got {type(rgb).__name__} {getattr(rgb, 'dtype', '')}"
+        )
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"{where}: rgb must have shape (H, W, 3), got {rgb.shape} (convert grayscale or RGBA first)")
     h, w = rgb.shape[:2]
@@ -50,6 +52,8 @@ def check_frame(frame: Frame, where: str = "frame") -> None:
         raise ValueError(f"{where}: roi must be (x, y, w, h), got {frame.roi}")
     if frame.sensor_depth is not None:
         if np.shape(frame.sensor_depth) != (h, w):
-            raise ValueError(f"{where}: sensor depth shape {np.shape(frame.sensor_depth)} differs from the image's {(h, w)}")
+            raise ValueError(
+                f"{where}: sensor depth shape {np.shape(frame.sensor_depth)} differs from the image's {(h, w)}"
+            )
         if not np.isfinite(sensor_depth_metres(frame.sensor_depth)).any():
             raise ValueError(f"{where}: sensor depth has no valid pixels (all NaN or zero)")

@@ -7,10 +7,11 @@ file in the same folder, then ``os.replace``) and deterministic (same array -> s
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from rgbd_fusion_core.atomic import write_bytes_atomic
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must be set before cv2 is imported
 import cv2  # noqa: E402
@@ -73,6 +74,8 @@ def read_depth_m(path, unit: str = "mm") -> np.ndarray:
         except (ValueError, OSError) as error:
             raise ValueError(f"cannot read depth array (corrupt .npy?): {path}: {error}") from error
     elif path.suffix.lower() == ".exr":
+        if path.is_file() and not cv2.haveImageReader(str(path)):
+            raise ValueError(f"this OpenCV build cannot read EXR files; convert to .npy: {path}")
         depth = _read_raw(path)
         if depth.ndim == 3:
             depth = depth[:, :, 0]
@@ -96,24 +99,10 @@ def encode_png(image: np.ndarray, rgb: bool = False) -> bytes:
     """PNG bytes of a uint8/uint16 (H, W) or (H, W, 3) array; ``rgb=True`` means channels are in RGB order."""
     if rgb:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise ValueError(f"cannot encode a {image.dtype} {image.shape} array as PNG")
     return data.tobytes()
-
-
-def write_bytes_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def write_rgb(path, rgb: np.ndarray) -> None:

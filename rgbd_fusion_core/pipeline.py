@@ -44,8 +44,14 @@ class Stage:
 
 
 class Pipeline:
-    def __init__(self, stage1: Stage, stage2: Stage, config: PipelineConfig | None = None,
-                 device: torch.device | str = "cpu", backend: str = "torch"):
+    def __init__(
+        self,
+        stage1: Stage,
+        stage2: Stage,
+        config: PipelineConfig | None = None,
+        device: torch.device | str = "cpu",
+        backend: str = "torch",
+    ):
         self.stage1, self.stage2 = stage1, stage2
         self.config = config or PipelineConfig()
         self.device = torch.device(device)
@@ -58,8 +64,13 @@ class Pipeline:
         self.space: DepthSpace = space
 
     @classmethod
-    def from_pretrained(cls, model: str | Path | None = None, backend: str = "torch", device: str = "auto",
-                        config: PipelineConfig | None = None) -> Pipeline:
+    def from_pretrained(
+        cls,
+        model: str | Path | None = None,
+        backend: str = "torch",
+        device: str = "auto",
+        config: PipelineConfig | None = None,
+    ) -> Pipeline:
         """Load a model folder (None = the shipped default) on a backend: 'torch', 'onnxruntime' or 'tensorrt'."""
         dev = resolve_device(device)
         paths = resolve_model_dir(model)
@@ -150,13 +161,23 @@ class Pipeline:
                 # std over samples; NaN where any sample has no person (or the output has none)
                 uncertainty = space.to_metres(depth_high[i].numpy(), z_refs[i]).std(axis=0).astype(np.float32)
                 uncertainty[~np.isfinite(depth_m)] = np.nan
-            results.append(PipelineResult(
-                depth=depth_m, K_crop=K_high[i], crop_box=boxes[i], rgb_crop=rgb_high[i], depth_low_res=low_m,
-                K_low_res=K_low[i], points=points, colors=colors, z_ref=float(z_refs[i]), z_ref_source=sources[i],
-                nfe=(0 if frame.sensor_depth is not None else cfg.steps1) + cfg.steps2 * samples,
-                depth_full=paste_back(depth_m, boxes[i], frame.rgb.shape[:2]) if cfg.full_frame else None,
-                uncertainty=uncertainty,
-            ))
+            results.append(
+                PipelineResult(
+                    depth=depth_m,
+                    K_crop=K_high[i],
+                    crop_box=boxes[i],
+                    rgb_crop=rgb_high[i],
+                    depth_low_res=low_m,
+                    K_low_res=K_low[i],
+                    points=points,
+                    colors=colors,
+                    z_ref=float(z_refs[i]),
+                    z_ref_source=sources[i],
+                    nfe=(0 if frame.sensor_depth is not None else cfg.steps1) + cfg.steps2 * samples,
+                    depth_full=paste_back(depth_m, boxes[i], frame.rgb.shape[:2]) if cfg.full_frame else None,
+                    uncertainty=uncertainty,
+                )
+            )
         lap("metric")
         for result in results:
             result.timings_ms = {k: v / len(frames) for k, v in timings.items()}

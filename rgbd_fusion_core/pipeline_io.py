@@ -91,7 +91,9 @@ class PipelineConfig:
 
     def __post_init__(self):
         if self.reference_depth not in REFERENCE_DEPTH_STRATEGIES:
-            raise ValueError(f"reference_depth must be one of {REFERENCE_DEPTH_STRATEGIES}, got {self.reference_depth!r}")
+            raise ValueError(
+                f"reference_depth must be one of {REFERENCE_DEPTH_STRATEGIES}, got {self.reference_depth!r}"
+            )
         if self.crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {self.crop_mode!r}")
         if self.steps1 < 1 or self.steps2 < 1:

@@ -29,9 +29,14 @@ def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -
     if result.uncertainty is not None:
         files["uncertainty_npy_m"] = write_depth_npy(folder / f"{prefix}uncertainty.npy", result.uncertainty)
     summary = {
-        "K_crop": result.K_crop.tolist(), "crop_box_xy_size": list(result.crop_box), "z_ref_m": result.z_ref,
-        "z_ref_source": result.z_ref_source, "nfe": result.nfe, "points": int(len(result.points)),
-        "timings_ms": result.timings_ms, "files": {k: str(Path(v).name) for k, v in files.items()},
+        "K_crop": result.K_crop.tolist(),
+        "crop_box_xy_size": list(result.crop_box),
+        "z_ref_m": result.z_ref,
+        "z_ref_source": result.z_ref_source,
+        "nfe": result.nfe,
+        "points": int(len(result.points)),
+        "timings_ms": result.timings_ms,
+        "files": {k: str(Path(v).name) for k, v in files.items()},
     }
     write_text_atomic(folder / f"{prefix}result.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -8,7 +8,9 @@ from rgbd_fusion_core.imageio import colorize_depth
 from rgbd_fusion_core.pipeline_io import PipelineResult
 
 
-def pointcloud_view(points: np.ndarray, colors: np.ndarray, K: np.ndarray, size: int, yaw_deg: float = 40.0) -> np.ndarray:
+def pointcloud_view(
+    points: np.ndarray, colors: np.ndarray, K: np.ndarray, size: int, yaw_deg: float = 40.0
+) -> np.ndarray:
     """(size, size, 3) uint8: the cloud (N, 3) metres, turned by ``yaw_deg`` about the vertical axis through its
     centroid, projected with K (nearest point wins, 2x2 splats). White background."""
     image = np.full((size, size, 3), 255, np.uint8)
@@ -35,8 +37,11 @@ def pointcloud_view(points: np.ndarray, colors: np.ndarray, K: np.ndarray, size:
 def result_figure(result: PipelineResult) -> np.ndarray:
     """(256, 768, 3) uint8: RGB crop | colour-mapped depth | point-cloud view."""
     size = result.rgb_crop.shape[0]
-    return np.concatenate([
-        result.rgb_crop,
-        colorize_depth(result.depth),
-        pointcloud_view(result.points, result.colors, result.K_crop, size),
-    ], axis=1)
+    return np.concatenate(
+        [
+            result.rgb_crop,
+            colorize_depth(result.depth),
+            pointcloud_view(result.points, result.colors, result.K_crop, size),
+        ],
+        axis=1,
+    )

@@ -90,6 +90,11 @@ def open_bag(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input bag {path} does not exist")
+    if path.is_dir() and not (path / "metadata.yaml").exists():
+        raise RuntimeError(
+            f"cannot read bag {path}: it has no metadata.yaml (an interrupted recording? `ros2 bag reindex` "
+            "rebuilds it; or not a rosbag2 folder)"
+        )
     try:
         reader = Reader(path)
         reader.open()

@@ -166,25 +166,23 @@ def camera_info_message(types: MessageTypes, header, K: np.ndarray, width: int, 
     )
 
 
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8 RGB -> (N,) float32 whose bits are 0x00RRGGBB (the PCL/rviz 'rgb' field)."""
-    c = colors.astype(np.uint32)
-    return ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view(np.float32)
-
-
 def pointcloud_message(types: MessageTypes, header, points: np.ndarray, colors: np.ndarray):
     """(N, 3) float32 metres + (N, 3) uint8 RGB -> unorganised PointCloud2 (height 1) with x, y, z, rgb float32.
 
-    ``is_dense`` is True only when every coordinate is finite.
+    'rgb' is the PCL/rviz packing: the float32 whose bits are the uint32 0x00RRGGBB. ``is_dense`` is True only
+    when every coordinate is finite.
     """
     count = len(points)
-    packed = np.empty((count, 4), dtype=np.float32)
-    packed[:, :3] = points
-    packed[:, 3] = pack_rgb(colors)
+    xyz = np.ascontiguousarray(points, dtype=np.float32)
+    records = np.zeros((count, POINT_STEP), dtype=np.uint8)  # one point per row, host byte order
+    records[:, :12] = xyz.view(np.uint8).reshape(count, 12)
+    if HOST_IS_BIGENDIAN:
+        records[:, 13:16] = colors  # 0x00RRGGBB stored as 00 RR GG BB
+    else:
+        records[:, 12:15] = colors[:, ::-1]  # stored as BB GG RR 00
     float32 = types.PointField.FLOAT32
-    fields = [types.PointField(name=name, offset=4 * i, datatype=float32, count=1) for i, name in enumerate("xyz")] + [
-        types.PointField(name="rgb", offset=12, datatype=float32, count=1)
-    ]
+    fields = [types.PointField(name=name, offset=4 * i, datatype=float32, count=1) for i, name in enumerate("xyz")]
+    fields.append(types.PointField(name="rgb", offset=12, datatype=float32, count=1))
     return types.PointCloud2(
         header=header,
         height=1,
@@ -193,8 +191,8 @@ def pointcloud_message(types: MessageTypes, header, points: np.ndarray, colors: 
         is_bigendian=HOST_IS_BIGENDIAN,
         point_step=POINT_STEP,
         row_step=POINT_STEP * count,
-        data=types.bytes_field(packed.tobytes()),
-        is_dense=bool(np.isfinite(packed[:, :3]).all()),
+        data=types.bytes_field(records.tobytes()),
+        is_dense=bool(np.isfinite(xyz).all()),
     )
 
 

@@ -32,6 +32,7 @@ from rgbd_fusion_ros.throttle import MessageThrottle
 from rgbd_fusion_ros.worker import LatestItemWorker
 
 NODE_NAME = "rgbd_fusion"
+INPUT_TOPICS = ("image", "camera_info", "mask", "depth")  # relative names; mask and depth only when enabled
 WARNING_PERIOD_S = 5.0
 WORKER_STOP_TIMEOUT_S = 30.0
 
@@ -153,7 +154,8 @@ class RgbdFusionNode(LifecycleNode):
 
     def _activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         settings = self.settings
-        streams = ["image", "camera_info"] + ["mask"] * settings.use_mask + ["depth"] * settings.use_depth
+        enabled = {"mask": settings.use_mask, "depth": settings.use_depth}
+        streams = [name for name in INPUT_TOPICS if enabled.get(name, True)]
         self._sync = StampSynchronizer(streams, round(settings.sync_tolerance_s * 1e9), settings.sync_queue_size)
         self._worker = LatestItemWorker(self._process_frame, self._on_worker_error, name="rgbd_fusion_worker")
         input_qos = qos_profile(settings.input_reliability, settings.input_depth)
@@ -266,7 +268,9 @@ class RgbdFusionNode(LifecycleNode):
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(image.header)) / 1e6
         stages = {"convert": converted - started, "pipeline": inferred - converted, "build": built - inferred}
         stages["publish"] = published - built
-        self._stats.record_frame(latency_ms, {name: seconds * 1e3 for name, seconds in stages.items()})
+        stage_ms = {name: seconds * 1e3 for name, seconds in stages.items()}
+        stage_ms |= {f"pipeline_{name}": ms for name, ms in result.timings_ms.items()}  # crop, stage1, stage2, ...
+        self._stats.record_frame(latency_ms, stage_ms)
 
     def _on_worker_error(self, error: BaseException) -> None:
         self._stats.count("pipeline_errors")

@@ -38,7 +38,20 @@ def rendered_dataset(tmp_path_factory):
     from rgbd_fusion_core.cli.main import main
 
     out = tmp_path_factory.mktemp("rendered") / "data"
-    args = ["make-dataset", "--out", str(out), "--subjects", "6", "--views-per-subject", "2", "--seed", "7",
-            "--workers", "1", "--test-fraction", "0.34"]
+    args = [
+        "make-dataset",
+        "--out",
+        str(out),
+        "--subjects",
+        "6",
+        "--views-per-subject",
+        "2",
+        "--seed",
+        "7",
+        "--workers",
+        "1",
+        "--test-fraction",
+        "0.34",
+    ]
     assert main(args) == 0
     return out

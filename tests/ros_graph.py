@@ -170,3 +170,13 @@ def lifecycle_state(probe: Probe, node_name: str) -> str:
     from lifecycle_msgs.srv import GetState
 
     return call_service(probe, GetState, f"{node_name}/get_state", GetState.Request()).current_state.label
+
+
+def change_lifecycle_state(probe: Probe, node_name: str, transition: str) -> bool:
+    """Trigger a lifecycle transition by label ("deactivate", "activate", ...); True when it succeeded."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    transition_id = getattr(Transition, f"TRANSITION_{transition.upper()}")
+    request = ChangeState.Request(transition=Transition(id=transition_id))
+    return call_service(probe, ChangeState, f"{node_name}/change_state", request).success

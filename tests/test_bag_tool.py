@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -19,8 +20,9 @@ from rosbags.rosbag2 import Reader  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 from rgbd_fusion_core.pipeline_io import PipelineConfig  # noqa: E402
-from rgbd_fusion_ros.bag_io import FrameTopics, stamp_ns  # noqa: E402
-from rgbd_fusion_ros.bag_tool import BagJob, main, process_bag  # noqa: E402
+from rgbd_fusion_ros.bag_io import NS, FrameTopics, StampMatcher, stamp_ns  # noqa: E402
+from rgbd_fusion_ros.bag_processing import BagJob, process_bag  # noqa: E402
+from rgbd_fusion_ros.bag_tool import main  # noqa: E402
 from rgbd_fusion_ros.demo_bag import START_NS, TOPICS, write_demo_bag  # noqa: E402
 from rgbd_fusion_ros.messages import OutputOptions  # noqa: E402
 
@@ -71,8 +73,45 @@ def subprocess_env():
     return env
 
 
+# The CLI with every ROS Python package made unimportable: proves the bag tool runs on a machine without ROS.
+CLI_WITHOUT_ROS = (
+    "import sys\n"
+    "for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'builtin_interfaces', 'rcl_interfaces', 'rosidl_runtime_py'):\n"
+    "    sys.modules[name] = None\n"
+    "from rgbd_fusion_core.cli.main import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def cli(*args):
-    return [sys.executable, "-m", "rgbd_fusion_core.cli.main", "bag", *map(str, args)]
+    """The ``rgbd-fusion bag`` command line, run without ROS packages."""
+    return [sys.executable, "-c", CLI_WITHOUT_ROS, "bag", *map(str, args)]
+
+
+def stamped(stamp):
+    """A message-like object with only a header stamp (what the matcher reads)."""
+    sec, nanosec = divmod(stamp, NS)
+    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec)), stamp=stamp)
+
+
+def test_matcher_pairs_nearest_stamp_in_order_and_waits_for_late_partners():
+    ms = 1_000_000
+    matcher = StampMatcher(("camera_info",), tolerance_ns=5 * ms, wait_ns=NS)
+    matcher.add_partner("camera_info", stamped(98 * ms))  # before its image, 2 ms off
+    matcher.add_image(100 * ms, stamped(100 * ms))
+    matcher.add_image(200 * ms, stamped(200 * ms))
+    matcher.add_image(300 * ms, stamped(300 * ms))
+    matcher.add_partner("camera_info", stamped(101 * ms))  # nearer to the first image, but 100 ms may follow
+    assert list(matcher.decided(now_ns=201 * ms)) == []
+    matcher.add_partner("camera_info", stamped(200 * ms))  # later than 100 + 5 ms: nothing nearer can follow
+    decided = list(matcher.decided(now_ns=202 * ms))
+    assert [(f.image.stamp, f.camera_info.stamp, f.problem) for f in decided] == [
+        (100 * ms, 101 * ms, None),
+        (200 * ms, 200 * ms, None),
+    ]
+    assert list(matcher.decided(now_ns=1_000 * ms)) == []  # the third still waits for its camera_info
+    (third,) = list(matcher.decided(now_ns=1_301 * ms))  # ... until the wait is over
+    assert third.camera_info is None and third.problem == "no camera_info within 5 ms of the image stamp"
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
@@ -154,7 +193,7 @@ def test_rclpy_reads_the_output_messages(tmp_path, pipeline):
     assert (low_res.width, low_res.height, low_res.encoding) == (64, 64, "32FC1")
 
 
-def test_cli_with_mask_depth_and_export_dir(tmp_path, tiny_model_dir):
+def test_cli_without_ros_with_mask_depth_and_export_dir(tmp_path, tiny_model_dir):
     bag = tmp_path / "in"
     write_demo_bag(bag, frames=2, storage="sqlite3", with_mask=True, with_depth=True)
     export = tmp_path / "files"
@@ -249,14 +288,36 @@ def test_nothing_processable_fails_and_writes_nothing(tmp_path, pipeline):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
-def test_truncated_bag_gives_a_clear_error(tmp_path, pipeline):
+@pytest.mark.parametrize(
+    "damage, message",
+    [("truncate", r"cannot read bag .*in.*truncated or corrupt"), ("no_metadata", r"has no metadata.yaml")],
+)
+def test_damaged_bag_gives_a_clear_error(tmp_path, pipeline, damage, message):
     bag = tmp_path / "in"
     write_demo_bag(bag, frames=2, storage="mcap")
-    storage_file = next(bag.glob("*.mcap"))
-    storage_file.write_bytes(storage_file.read_bytes()[:-100])
-    with pytest.raises(RuntimeError, match=r"cannot read bag .*in.*truncated or corrupt"):
+    if damage == "truncate":
+        storage_file = next(bag.glob("*.mcap"))
+        storage_file.write_bytes(storage_file.read_bytes()[:-100])
+    else:
+        (bag / "metadata.yaml").unlink()
+    with pytest.raises(RuntimeError, match=message):
         process_bag(make_job(bag, tmp_path / "out"), pipeline)
-    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_bag_damaged_midway_keeps_the_frames_before_the_damage(tmp_path, pipeline):
+    bag = tmp_path / "in"
+    write_demo_bag(bag, frames=8, storage="sqlite3")
+    database = next(bag.glob("*.db3"))
+    data = bytearray(database.read_bytes())
+    middle = int(len(data) * 0.7)
+    data[middle : middle + 4096] = b"\xff" * 4096  # one overwritten page late in the file
+    database.write_bytes(bytes(data))
+    summary = process_bag(make_job(bag, tmp_path / "out"), pipeline)
+    assert "malformed" in summary.read_error and 0 < summary.processed < 8
+    assert "could not be read to its end" in "\n".join(summary.lines())
+    messages, _ = read_bag(tmp_path / "out")
+    assert len(messages[f"{OUT}/depth/image"]) == summary.processed
 
 
 def test_existing_output_needs_overwrite(tmp_path, pipeline, capsys):

@@ -16,6 +16,7 @@ pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from ros_graph import (  # noqa: E402
     Probe,
+    change_lifecycle_state,
     lifecycle_state,
     person_like_image,
     pinhole,
@@ -66,8 +67,7 @@ def graph(tmp_path_factory, tiny_model_dir):
     probe = Probe()
     try:
         wait_for_log(log, "active: matching", 90, process)
-        for name, kind in OUTPUTS.items():
-            probe.watch(f"/perception/{name}", getattr(probe.types, kind))
+        watch_outputs(probe)
         from diagnostic_msgs.msg import DiagnosticArray
 
         probe.watch("/diagnostics", DiagnosticArray)
@@ -264,31 +264,54 @@ def test_unmatched_image_is_not_processed(graph):
     assert not probe.with_stamp("/perception/depth/image", 3001, 0)
 
 
+def watch_outputs(probe: Probe) -> None:
+    for name, kind in OUTPUTS.items():
+        probe.watch(f"/perception/{name}", getattr(probe.types, kind))
+
+
 def test_lifecycle_state_is_active_and_nothing_is_done_without_subscribers(graph):
     probe, _, _ = graph
     assert lifecycle_state(probe, NODE) == "active"
     probe.unwatch_all(keep=("/diagnostics",))
-    info_publisher = probe.publisher(INFO_TOPIC, probe.types.CameraInfo)
-    probe.spin_for(1.0)  # the node's publishers see the subscriptions go
-    before = len(probe.received["/perception/points"])
-    for sec in range(4001, 4004):
-        send_frame(probe, sec)
-        probe.spin_for(0.3)
-    probe.received["/diagnostics"].clear()
-    assert probe.spin_until(lambda: probe.received["/diagnostics"], 5)
-    values = {kv.key: kv.value for kv in probe.received["/diagnostics"][-1].status[0].values}
-    assert int(values.get("skipped_no_subscribers", 0)) >= 3
-    assert len(probe.received["/perception/points"]) == before
-    assert info_publisher.get_subscription_count() == 1
+    try:
+        info_publisher = probe.publisher(INFO_TOPIC, probe.types.CameraInfo)
+        probe.spin_for(1.0)  # the node's publishers see the subscriptions go
+        before = len(probe.received["/perception/points"])
+        for sec in range(4001, 4004):
+            send_frame(probe, sec)
+            probe.spin_for(0.3)
+        probe.received["/diagnostics"].clear()
+        assert probe.spin_until(lambda: probe.received["/diagnostics"], 5)
+        values = {kv.key: kv.value for kv in probe.received["/diagnostics"][-1].status[0].values}
+        assert int(values.get("skipped_no_subscribers", 0)) >= 3
+        assert len(probe.received["/perception/points"]) == before
+        assert info_publisher.get_subscription_count() == 1
+    finally:
+        watch_outputs(probe)
+        probe.spin_for(1.0)
+
+
+def test_deactivated_node_ignores_frames_until_activated_again(graph):
+    probe, _, _ = graph
+    assert change_lifecycle_state(probe, NODE, "deactivate")
+    try:
+        assert lifecycle_state(probe, NODE) == "inactive"
+        send_frame(probe, 5001)
+        probe.spin_for(1.5)
+        assert not probe.with_stamp("/perception/depth/image", 5001, 0)
+    finally:
+        assert change_lifecycle_state(probe, NODE, "activate")
+    image_publisher = probe.publisher(IMAGE_TOPIC, probe.types.Image)
+    assert probe.spin_until(lambda: image_publisher.get_subscription_count() > 0, 10)
+    probe.spin_for(0.3)
+    send_frame(probe, 5002)
+    wait_answer(probe, 5002)
 
 
 @pytest.mark.slow
 def test_under_load_latency_is_bounded_drops_are_counted_and_memory_is_flat(graph):
     """30 Hz input for a few thousand frames while inference is slower: the node keeps up with the latest frame."""
     probe, process, _ = graph
-    for name, kind in OUTPUTS.items():
-        probe.watch(f"/perception/{name}", getattr(probe.types, kind))
-    probe.spin_for(1.0)
     rgb = person_like_image(HEIGHT, WIDTH)[0]
     types = probe.types
     rss_mb = []

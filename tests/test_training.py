@@ -1,5 +1,6 @@
 """Training: a tiny model overfits, exact resume, DDP on CPU, checkpoint errors."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,8 +15,6 @@ from rgbd_fusion_core.config import load_stage_config
 from rgbd_fusion_core.data.dataset import RGBDDataset
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
 from rgbd_fusion_core.training.trainer import train
-
-import dataclasses
 
 
 def tiny(stage, **train_overrides):
@@ -36,15 +35,20 @@ def denoising_error(run_dir, data_dir):
             x0, cond = s["depth64"][None], s["rgb64"][None]
             t = torch.randint(0, diffusion.num_timesteps, (8,), generator=g)
             noise = torch.randn((8, *x0.shape[1:]), generator=g)
-            total += diffusion.training_losses(model, x0.expand(8, -1, -1, -1), cond.expand(8, -1, -1, -1), t, noise)["mse"].mean().item()
+            x0, cond = x0.expand(8, -1, -1, -1), cond.expand(8, -1, -1, -1)
+            total += diffusion.training_losses(model, x0, cond, t, noise)["mse"].mean().item()
     return total / 4
 
 
 def test_tiny_model_overfits_four_samples(rendered_dataset, tmp_path):
     train(tiny(1, steps=1, batch_size=4, lr=3e-3, warmup_steps=1), rendered_dataset, tmp_path / "start", progress=False)
     before = denoising_error(tmp_path / "start", rendered_dataset)
-    train(tiny(1, steps=150, batch_size=4, lr=3e-3, warmup_steps=5, ema_decay=0.9, checkpoint_every=150),
-          rendered_dataset, tmp_path / "run", progress=False)
+    train(
+        tiny(1, steps=150, batch_size=4, lr=3e-3, warmup_steps=5, ema_decay=0.9, checkpoint_every=150),
+        rendered_dataset,
+        tmp_path / "run",
+        progress=False,
+    )
     after = denoising_error(tmp_path / "run", rendered_dataset)
     assert after < 0.5 * before, (before, after)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -78,10 +82,32 @@ def test_existing_run_is_not_overwritten(rendered_dataset, tmp_path):
 
 def test_two_process_ddp_on_cpu(rendered_dataset, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "rgbd_fusion_core.cli.main", "train", "--stage", "1", "--config", "tiny", "--data",
-           str(rendered_dataset), "--out", str(tmp_path / "ddp"), "--steps", "4", "--batch-size", "2",
-           "--no-progress", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "rgbd_fusion_core.cli.main",
+        "train",
+        "--stage",
+        "1",
+        "--config",
+        "tiny",
+        "--data",
+        str(rendered_dataset),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout

@@ -8,9 +8,16 @@ HELP = "run the model on bundled frames with ground truth (or --synthetic fresh 
 
 def configure(parser):
     parser.add_argument("--out", default="demo_output", help="output folder")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
-                        help="render N fresh people with the generator instead (needs the 'synth' extra)")
-    parser.add_argument("--data", default=None, help="use this dataset folder's test split instead of the bundled frames")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="render N fresh people with the generator instead (needs the 'synth' extra)",
+    )
+    parser.add_argument(
+        "--data", default=None, help="use this dataset folder's test split instead of the bundled frames"
+    )
     parser.add_argument("--limit", type=int, default=None, help="use at most this many frames")
     add_pipeline_arguments(parser)
 
@@ -31,8 +38,21 @@ def run(args) -> int:
 
             data, split = Path(scratch) / "synthetic", "all"
             seed = args.seed if args.seed is not None and args.seed >= 0 else 0
-            code = cli(["make-dataset", "--out", str(data), "--subjects", str(args.synthetic),
-                        "--views-per-subject", "1", "--seed", str(1000 + seed), "--workers", "1"])
+            code = cli(
+                [
+                    "make-dataset",
+                    "--out",
+                    str(data),
+                    "--subjects",
+                    str(args.synthetic),
+                    "--views-per-subject",
+                    "1",
+                    "--seed",
+                    str(1000 + seed),
+                    "--workers",
+                    "1",
+                ]
+            )
             if code:
                 return code
         else:

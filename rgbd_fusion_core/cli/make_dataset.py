@@ -22,7 +22,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="mixed",
         help="background behind the person (none = black)",
     )
-    parser.add_argument("--background-dir", type=Path, default=None, help="folder of photos used as backgrounds")
+    parser.add_argument(
+        "--background-dir",
+        type=Path,
+        default=None,
+        help="folder of background photos (they replace the --backgrounds kind; with mixed they are one choice)",
+    )
     parser.add_argument("--age-range", choices=("adult", "wide"), default="adult", help="adult: 18-70, wide: 10-85")
     parser.add_argument(
         "--no-reject-intersections",

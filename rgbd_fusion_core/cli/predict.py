@@ -9,10 +9,16 @@ def configure(parser):
     parser.add_argument("image", help="RGB image file (PNG/JPEG; any size)")
     parser.add_argument("--mask", default=None, help="person mask image (nonzero = person); also places the crop")
     parser.add_argument("--roi", default=None, help="person box 'x,y,w,h' in pixels (used when no mask)")
-    parser.add_argument("--depth", default=None,
-                        help="sensor depth (.png 16-bit mm, .npy/.exr metres): skips stage 1 and sets the scale")
-    parser.add_argument("--camera", default=None,
-                        help="intrinsics YAML/JSON (ROS camera_info YAML, K, or fx/fy/cx/cy); default: 60 deg FOV guess")
+    parser.add_argument(
+        "--depth",
+        default=None,
+        help="sensor depth (.png 16-bit mm, .npy/.exr metres): skips stage 1 and sets the scale",
+    )
+    parser.add_argument(
+        "--camera",
+        default=None,
+        help="intrinsics YAML/JSON (ROS camera_info YAML, K, or fx/fy/cx/cy); default: 60 deg FOV guess",
+    )
     parser.add_argument("--full-frame", action="store_true", help="also write depth pasted back into the input frame")
     parser.add_argument("--out", required=True, help="output folder")
     add_pipeline_arguments(parser)
@@ -43,6 +49,8 @@ def run(args) -> int:
     result = pipeline(Frame(rgb=rgb, K=K, mask=mask, roi=roi, sensor_depth=depth))
     summary = write_result(args.out, result)
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())
-    print(f"{len(result.points)} points, z_ref {result.z_ref:.2f} m ({result.z_ref_source}), {result.nfe} NFE; {timings}")
+    print(
+        f"{len(result.points)} points, z_ref {result.z_ref:.2f} m ({result.z_ref_source}), {result.nfe} NFE; {timings}"
+    )
     print(f"wrote {', '.join(summary['files'].values())} to {args.out}")
     return 0

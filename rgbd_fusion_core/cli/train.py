@@ -5,8 +5,9 @@ HELP = "train stage 1 (64x64 depth from RGB) or stage 2 (256x256 super-resolutio
 
 def configure(parser):
     parser.add_argument("--stage", type=int, choices=(1, 2), required=True, help="which stage to train")
-    parser.add_argument("--config", default="small",
-                        help="preset name (tiny, small, paper) or a YAML file with stage1/stage2 sections")
+    parser.add_argument(
+        "--config", default="small", help="preset name (tiny, small, paper) or a YAML file with stage1/stage2 sections"
+    )
     parser.add_argument("--data", required=True, help="dataset folder (see README: dataset format)")
     parser.add_argument("--out", required=True, help="run folder for checkpoints, logs and model.safetensors")
     parser.add_argument("--steps", type=int, default=None, help="total optimisation steps (default: from the config)")
@@ -26,7 +27,15 @@ def run(args) -> int:
     config = load_stage_config(args.config, args.stage)
     if args.batch_size:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=args.batch_size))
-    summary = train(config, args.data, args.out, steps=args.steps, resume=args.resume, device=args.device,
-                    threads=args.threads, progress=not args.no_progress)
+    summary = train(
+        config,
+        args.data,
+        args.out,
+        steps=args.steps,
+        resume=args.resume,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     return 0

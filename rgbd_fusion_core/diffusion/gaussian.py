@@ -27,7 +27,9 @@ def gather(values: np.ndarray, t: torch.Tensor, ndim: int) -> torch.Tensor:
 
 def normal_kl(mean1, log_var1, mean2, log_var2) -> torch.Tensor:
     """KL(N(mean1, e^log_var1) || N(mean2, e^log_var2)) in nats, elementwise."""
-    return 0.5 * (-1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2))
+    return 0.5 * (
+        -1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2)
+    )
 
 
 def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -61,7 +63,9 @@ class GaussianDiffusion:
         self.posterior_variance = self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
         self.posterior_log_variance_clipped = np.log(np.append(self.posterior_variance[1], self.posterior_variance[1:]))
         self.posterior_mean_coef1 = self.betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
-        self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(1 - self.betas) / (1.0 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = (
+            (1.0 - self.alphas_cumprod_prev) * np.sqrt(1 - self.betas) / (1.0 - self.alphas_cumprod)
+        )
 
     # ---- forward process -------------------------------------------------------------------------------
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -72,7 +76,11 @@ class GaussianDiffusion:
     def q_posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
         """Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x0)."""
         mean = gather(self.posterior_mean_coef1, t, x0.ndim) * x0 + gather(self.posterior_mean_coef2, t, x0.ndim) * x_t
-        return mean, gather(self.posterior_variance, t, x0.ndim), gather(self.posterior_log_variance_clipped, t, x0.ndim)
+        return (
+            mean,
+            gather(self.posterior_variance, t, x0.ndim),
+            gather(self.posterior_log_variance_clipped, t, x0.ndim),
+        )
 
     # ---- parametrisations ------------------------------------------------------------------------------
     def split_output(self, model_output: torch.Tensor):

@@ -50,7 +50,9 @@ class Sampler:
 
     def set_timesteps(self, steps: int) -> None:
         self.timesteps = spaced_timesteps(self.diffusion.num_timesteps, steps, self.spacing)
-        self._prev = {t: (self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1) for i, t in enumerate(self.timesteps)}
+        self._prev = {
+            t: (self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1) for i, t in enumerate(self.timesteps)
+        }
         self.reset()
 
     def reset(self) -> None:

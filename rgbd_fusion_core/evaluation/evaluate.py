@@ -51,7 +51,9 @@ def score(pred: torch.Tensor, truth: torch.Tensor, z_ref: torch.Tensor, K: torch
     metrics.update(metric_depth_metrics(pred_m, truth_m))
     chamfer = []
     for p, t, k in zip(pred_m[:, 0].numpy(), truth_m[:, 0].numpy(), K.numpy()):
-        chamfer.append(chamfer_distance_mm(torch.from_numpy(backproject(p, k)[0]), torch.from_numpy(backproject(t, k)[0])))
+        chamfer.append(
+            chamfer_distance_mm(torch.from_numpy(backproject(p, k)[0]), torch.from_numpy(backproject(t, k)[0]))
+        )
     metrics["chamfer_mm"] = torch.tensor(chamfer)
     return metrics
 
@@ -116,8 +118,13 @@ def evaluate(
                 figure_rows += list(zip(batch[f"rgb{res}"], batch[f"depth{res}"], pred, batch["z_ref"]))
 
     n = len(dataset)
-    report = {"data": str(data_dir), "split": split, "samples": n, "sampler": sampler,
-              "steps": {f"stage{s}": steps[s] for s in stages}}
+    report = {
+        "data": str(data_dir),
+        "split": split,
+        "samples": n,
+        "sampler": sampler,
+        "steps": {f"stage{s}": steps[s] for s in stages},
+    }
     gflop = {s: denoiser_gflop(m, c) for s, (c, m) in stages.items()}
     for name, acc in sections.items():
         result = acc.means()

@@ -28,7 +28,15 @@ def save_comparison_figure(path, rows, space) -> None:
         near, far = (np.nanpercentile(truth_m, 2), np.nanpercentile(truth_m, 98)) if valid.any() else (None, None)
         image = ((rgb.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         error = np.abs(pred_m - truth_m)
-        tiles.append(np.concatenate([
-            image, colorize_depth(truth_m, near, far), colorize_depth(pred_m, near, far), error_image(error),
-        ], axis=1))
+        tiles.append(
+            np.concatenate(
+                [
+                    image,
+                    colorize_depth(truth_m, near, far),
+                    colorize_depth(pred_m, near, far),
+                    error_image(error),
+                ],
+                axis=1,
+            )
+        )
     write_rgb(path, np.concatenate(tiles, axis=0))

@@ -25,8 +25,13 @@ class UNet(nn.Module):
         for i in reversed(range(len(channels) - 1)):
             attention = make_attention(attention_kind(config, i), channels[i], config.groups)
             self.decoder[str(i)] = Level(
-                channels[i + 1] + channels[i], channels[i], config.num_res_blocks, emb_dim, config.groups,
-                config.dropout, attention,
+                channels[i + 1] + channels[i],
+                channels[i],
+                config.num_res_blocks,
+                emb_dim,
+                config.groups,
+                config.dropout,
+                attention,
             )
         self.head = OutputHead(config, channels[0])
 

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rgbd_fusion_core.atomic import write_bytes_atomic
 from rgbd_fusion_core.camera import scale_intrinsics
 from rgbd_fusion_core.data.format import DatasetIndex, SampleEntry, sample_relpaths, split_subjects, write_index
-from rgbd_fusion_core.imageio import write_bytes_atomic, write_depth_mm, write_mask, write_rgb
+from rgbd_fusion_core.imageio import write_depth_mm, write_mask, write_rgb
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 LOW_RES_FACTOR = 4
 STREAM_SHAPE, STREAM_LOOK, STREAM_POSE, STREAM_SCENE = range(4)
-POSE_BATCH = 16  # views posed together in one anny call
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class GeneratorConfig:
     age_range: str = "adult"
     reject_intersections: bool = True
     max_pose_attempts: int = 16
+    pose_batch: int = 16  # about this many views are posed in one anny call (one work unit)
 
     @property
     def resolutions(self) -> tuple[int, int]:
@@ -81,8 +82,8 @@ def validate_config(config: GeneratorConfig) -> None:
         raise ValueError(f"--backgrounds must be one of {KINDS}, got {config.backgrounds!r}")
     if config.age_range not in AGE_RANGES_YEARS:
         raise ValueError(f"--age-range must be one of {sorted(AGE_RANGES_YEARS)}, got {config.age_range!r}")
-    if config.max_pose_attempts < 1:
-        raise ValueError(f"max pose attempts must be at least 1, got {config.max_pose_attempts}")
+    if config.max_pose_attempts < 1 or config.pose_batch < 1:
+        raise ValueError(f"max pose attempts and pose batch must be at least 1, got {config}")
     if config.background_dir is not None:
         list_background_images(config.background_dir)
     _check_writable(Path(config.out))
@@ -120,15 +121,14 @@ def _meta_path(config: GeneratorConfig, sample: str) -> Path:
 
 
 def unit_subjects(config: GeneratorConfig, unit: int) -> list[int]:
-    """Subjects of work unit ``unit``: consecutive groups of about ``POSE_BATCH`` views (fixed by the config alone,
+    """Subjects of work unit ``unit``: consecutive groups of about ``pose_batch`` views (fixed by the config alone,
     so pose batches and therefore results do not depend on the worker count or on resuming)."""
-    per_unit = max(1, POSE_BATCH // config.views_per_subject)
+    per_unit = max(1, config.pose_batch // config.views_per_subject)
     return list(range(unit * per_unit, min((unit + 1) * per_unit, config.subjects)))
 
 
 def unit_count(config: GeneratorConfig) -> int:
-    per_unit = max(1, POSE_BATCH // config.views_per_subject)
-    return -(-config.subjects // per_unit)
+    return -(-config.subjects // len(unit_subjects(config, 0)))
 
 
 def sample_fingerprint(config: GeneratorConfig) -> dict:
@@ -343,7 +343,8 @@ def generate(config: GeneratorConfig, progress: bool = True) -> DatasetIndex:
     """Render (or finish rendering) the dataset described by ``config`` and write its ``dataset.json``."""
     from tqdm import tqdm
 
-    config = GeneratorConfig(**{**asdict(config), "out": Path(config.out)})
+    background_dir = Path(config.background_dir) if config.background_dir else None
+    config = GeneratorConfig(**{**asdict(config), "out": Path(config.out), "background_dir": background_dir})
     validate_config(config)
     todo = [u for u in range(unit_count(config)) if not unit_complete(config, u)]
     total = config.subjects * config.views_per_subject

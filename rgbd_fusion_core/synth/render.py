@@ -101,13 +101,16 @@ class RenderedView:
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3) float32 of a mesh (V, 3) with triangles (F, 3)."""
-    v = np.asarray(vertices, dtype=np.float64)
+    v = np.asarray(vertices, dtype=np.float32)
     tri = v[faces]
-    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    corners = np.asarray(faces, dtype=np.int64).reshape(-1)
-    normals = np.stack(
-        [np.bincount(corners, np.repeat(face_normals[:, axis], 3), minlength=len(v)) for axis in range(3)], axis=1
+    a, b = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    face_normals = (  # cross(a, b) written out: np.cross is several times slower
+        a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
+        a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+        a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0],
     )
+    corners = np.asarray(faces, dtype=np.int64).reshape(-1)
+    normals = np.stack([np.bincount(corners, np.repeat(n, 3), minlength=len(v)) for n in face_normals], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return (normals / np.maximum(length, 1e-12)).astype(np.float32)
 

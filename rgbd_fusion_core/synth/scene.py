@@ -16,7 +16,7 @@ from rgbd_fusion_core.synth.render import Lighting
 
 FILL_RANGE = (0.70, 0.95)
 FOV_RANGE_DEG = (30.0, 70.0)
-PITCH_RANGE_DEG = (-10.0, 35.0)
+PITCH_RANGE_DEG = (-10.0, 25.0)
 PRINCIPAL_JITTER = 0.06  # principal point offset, fraction of the image side
 
 

@@ -88,7 +88,9 @@ def train(
         state = load_training_state(run_dir / TRAINING_STATE)
         config = stage_config_from_dict(json.loads(state["config"]), f"{run_dir / TRAINING_STATE}:config")
     elif (run_dir / TRAINING_STATE).exists():
-        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out")
+        raise FileExistsError(
+            f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out"
+        )
     if steps is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
     train_cfg = config.train
@@ -130,8 +132,10 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         writer = open_tensorboard(run_dir)
-        print(f"stage {config.stage}: {config.model.architecture}, {count_parameters(model) / 1e6:.2f}M parameters, "
-              f"{len(dataset)} training samples, {dist.world_size} process(es) on {dev}")
+        print(
+            f"stage {config.stage}: {config.model.architecture}, {count_parameters(model) / 1e6:.2f}M parameters, "
+            f"{len(dataset)} training samples, {dist.world_size} process(es) on {dev}"
+        )
 
     def checkpoint():
         generators = [generator.get_state()]
@@ -142,11 +146,21 @@ def train(
             torch.distributed.all_gather_object(rngs, torch.get_rng_state())
         if not dist.is_main:
             return
-        save_training_state(run_dir / TRAINING_STATE, {
-            "config": json.dumps(to_dict(config)), "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "world_size": dist.world_size, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "ema": ema.state_dict(), "generators": generators, "torch_rng": rngs,
-        })
+        save_training_state(
+            run_dir / TRAINING_STATE,
+            {
+                "config": json.dumps(to_dict(config)),
+                "step": step,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "world_size": dist.world_size,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict(),
+                "generators": generators,
+                "torch_rng": rngs,
+            },
+        )
         save_stage_model(run_dir / RUN_MODEL, config, ema.shadow)
 
     bar = tqdm(total=train_cfg.steps, initial=step, disable=not (progress and dist.is_main), unit="step")
@@ -177,8 +191,13 @@ def train(
             window_loss, window_n = window_loss + loss.item(), window_n + 1
             bar.update(1)
             if dist.is_main and (step % train_cfg.log_every == 0 or step == train_cfg.steps):
-                record = {"step": step, "loss": window_loss / window_n, "lr": learning_rate(step - 1, config),
-                          "grad_norm": float(grad_norm), "elapsed_s": round(time.time() - started, 2)}
+                record = {
+                    "step": step,
+                    "loss": window_loss / window_n,
+                    "lr": learning_rate(step - 1, config),
+                    "grad_norm": float(grad_norm),
+                    "elapsed_s": round(time.time() - started, 2),
+                }
                 if "vb" in losses:
                     record["vb"] = losses["vb"].mean().item()
                 log_file.write(json.dumps(record) + "\n")

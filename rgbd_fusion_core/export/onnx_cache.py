@@ -1,0 +1,56 @@
+"""A per-user cache of exported stages, so ONNX-based backends can start from a loaded torch model.
+
+The cache key is a fingerprint of the stage config, every weight, the opset and the torch version, so a changed
+model never reuses a stale export. Location: ``$RGBD_FUSION_CACHE``, else ``$XDG_CACHE_HOME/rgbd-fusion``, else
+``~/.cache/rgbd-fusion``; exports live under ``onnx/<fingerprint>/`` (TensorRT engines are cached beside them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rgbd_fusion_core.config import StageConfig, to_dict
+from rgbd_fusion_core.export.onnx_export import (
+    DEFAULT_OPSET,
+    ExportedStage,
+    ExportError,
+    export_stages,
+    load_exported_stage,
+)
+
+
+def cache_root() -> Path:
+    if os.environ.get("RGBD_FUSION_CACHE"):
+        return Path(os.environ["RGBD_FUSION_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rgbd-fusion"
+
+
+def model_fingerprint(config: StageConfig, module: nn.Module, opset: int) -> str:
+    """sha256 (hex, first 24 digits) over the config, all weights (name, dtype, shape, bytes), opset, torch version."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(to_dict(config), sort_keys=True).encode())
+    digest.update(f"opset={opset} torch={torch.__version__}".encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().float().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def cached_stage_export(
+    config: StageConfig, module: nn.Module, source: str, opset: int = DEFAULT_OPSET
+) -> ExportedStage:
+    """The verified export of ``module`` from the cache, exporting it (seconds) on first use."""
+    folder = cache_root() / "onnx" / model_fingerprint(config, module, opset)
+    try:
+        return load_exported_stage(folder, config.stage)
+    except ExportError:
+        export_stages({config.stage: (config, module, source)}, folder, opset=opset, verify=True)
+        return load_exported_stage(folder, config.stage)
