@@ -6,6 +6,20 @@ from setuptools import find_packages, setup
 
 PACKAGE = "rgbd_fusion_ros"
 
+EXTRAS = {
+    # synthetic people: the anny body model (its self-intersection check needs warp), EGL rendering
+    "synth": ["anny>=0.6", "roma", "trimesh", "pillow", "moderngl>=5.8", "warp-lang>=1.5"],
+    "train": ["tensorboard>=2.14"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
+    "tensorrt": ["tensorrt>=10", "cuda-python>=12"],
+    "bag": ["rosbags>=0.10"],
+    # rclpy and messages from PyPI; in a ROS 2 workspace these come from the distribution instead
+    "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-diagnostic-msgs", "rosbags>=0.10"],
+    "dev": ["pytest>=7", "ruff>=0.4"],
+}
+# everything that runs without an NVIDIA GPU
+EXTRAS["all"] = sorted({req for name in ("synth", "train", "onnx", "bag", "ros") for req in EXTRAS[name]})
+
 setup(
     name="rgbd-fusion",
     version="0.1.0",
@@ -15,7 +29,15 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["rgbd_fusion_core", "rgbd_fusion_core.*", "rgbd_fusion_ros", "rgbd_fusion_ros.*"]),
-    package_data={"rgbd_fusion_core": ["presets/*.yaml", "weights/*", "demo_frames/*", "demo_frames/**/*"]},
+    package_data={
+        "rgbd_fusion_core": [
+            "presets/*.yaml",
+            "weights/*",
+            "demo_frames/*.json",
+            "demo_frames/meta/*.json",
+            "demo_frames/*/*/*.png",
+        ]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -30,15 +52,7 @@ setup(
         "safetensors>=0.4",
         "tqdm>=4.60",
     ],
-    extras_require={
-        "synth": ["anny>=0.6", "roma", "trimesh", "pillow", "moderngl>=5.8"],
-        "train": ["tensorboard>=2.14"],
-        "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
-        "tensorrt": ["tensorrt>=10", "cuda-python>=12"],
-        "bag": ["rosbags>=0.10"],
-        "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-diagnostic-msgs", "rosbags>=0.10"],
-        "dev": ["pytest>=7", "ruff>=0.4"],
-    },
+    extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
             "rgbd-fusion = rgbd_fusion_core.cli.main:main",

@@ -25,6 +25,7 @@ from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
 from rgbd_fusion_core.frame_checks import check_frame, sensor_depth_metres
 from rgbd_fusion_core.model_files import resolve_model_dir
 from rgbd_fusion_core.pipeline_io import Frame, PipelineConfig, PipelineResult
+from rgbd_fusion_core.runtime import make_backend
 from rgbd_fusion_core.training.distributed import resolve_device
 
 LOW, HIGH = 64, 256
@@ -77,12 +78,7 @@ class Pipeline:
         stages = []
         for stage, path in zip((1, 2), paths):
             stage_config, module = load_stage_model(path, expected_stage=stage)
-            if backend == "torch":
-                denoiser = module.to(dev)
-            else:
-                from rgbd_fusion_core.runtime import make_backend
-
-                denoiser = make_backend(backend, stage_config, module, dev, source=path)
+            denoiser = make_backend(backend, stage_config, module, dev, source=path)
             stages.append(Stage(stage_config, denoiser, GaussianDiffusion(stage_config.diffusion)))
         return cls(stages[0], stages[1], config, dev, backend)
 

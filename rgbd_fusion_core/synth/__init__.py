@@ -1,0 +1,1 @@
+"""Synthetic people: anny bodies (body), random views (scene), EGL rendering (render), backgrounds, generate."""
