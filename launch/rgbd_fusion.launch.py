@@ -10,7 +10,7 @@ view shows the default topics with an empty namespace.
 """
 
 # isort sees the repository's launch/ folder as first-party; these are ROS's launch packages.
-from launch import LaunchDescription  # noqa: I001
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition, LaunchConfigurationNotEquals
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -43,7 +43,7 @@ def generate_launch_description() -> LaunchDescription:
             description="node parameters (YAML)",
         ),
         DeclareLaunchArgument("model", default_value="", description="model folder; empty = the shipped default"),
-        DeclareLaunchArgument("backend", default_value="torch", description="torch, onnx or tensorrt"),
+        DeclareLaunchArgument("backend", default_value="torch", description="torch, onnxruntime or tensorrt"),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument("use_mask", default_value="false", description="subscribe to the mask topic"),
         DeclareLaunchArgument("use_depth", default_value="false", description="subscribe to the depth topic"),

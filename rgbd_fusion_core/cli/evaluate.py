@@ -10,7 +10,9 @@ def configure(parser):
     )
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test", help="dataset split to evaluate on (subject-disjoint 'test')")
-    parser.add_argument("--sampler", default="dpmpp2m", choices=("ddpm", "ddim", "dpmpp2m"), help="sampler")
+    parser.add_argument(
+        "--sampler", default="dpmpp2m", choices=("ddpm", "ddim", "dpmpp2m"), help="sampler for both stages"
+    )
     parser.add_argument(
         "--steps", type=int, default=None, help="sampling steps for both stages (default: each model's)"
     )

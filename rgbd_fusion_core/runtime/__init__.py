@@ -47,7 +47,7 @@ def make_backend(
     module: the stage's torch denoiser (required for "torch"; exported on demand for the others).
     source: where the model came from: a ``.safetensors`` file or run folder (only named in messages), or an
     ``.onnx`` file / export folder of this stage that the ONNX-based backends use as is.
-    options: torch: ``channels_last``; onnxruntime: ``threads``; tensorrt: ``fp16``, ``max_batch``,
+    options: torch: ``channels_last``; onnxruntime: ``threads``, ``spin``; tensorrt: ``fp16``, ``max_batch``,
     ``opt_batch``, ``workspace_mb`` (see ``EngineSettings``), ``rebuild``, ``cuda_graph``.
     """
     if kind not in BACKENDS:

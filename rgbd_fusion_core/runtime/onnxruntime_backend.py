@@ -75,10 +75,12 @@ class OnnxRuntimeDenoiser:
     """``denoiser(x_t (B,C_in,H,W), t (B,), cond (B,C_cond,H,W)) -> (B,C_out,H,W)``, float32 torch tensors.
 
     Outputs live on ``self.device`` (CPU for the CPU provider, the GPU otherwise); inputs may be anywhere.
-    threads: intra-op threads for CPU kernels (None = physical cores).
+    threads: intra-op threads for CPU kernels (None = physical cores); spin: let idle worker threads spin.
     """
 
-    def __init__(self, onnx_path: str | Path, device: str | torch.device = "cpu", threads: int | None = None):
+    def __init__(
+        self, onnx_path: str | Path, device: str | torch.device = "cpu", threads: int | None = None, spin: bool = False
+    ):
         try:
             import onnxruntime as ort
         except ImportError as error:
@@ -93,6 +95,7 @@ class OnnxRuntimeDenoiser:
         options.intra_op_num_threads = threads or physical_core_count()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.log_severity_level = 3  # errors only
         self.session = ort.InferenceSession(
             str(self.onnx_path), options, providers=execution_providers(device, self.onnx_path)

@@ -2,7 +2,7 @@
 
 ``channels_last`` (NHWC activations) is on by default: measured on the 2-core CPU with the small preset it cuts
 a stage-1 evaluation from about 45 to 31 ms and a stage-2 one from about 41 to 33 ms (best of 30, batch 1).
-bf16 autocast is not offered: on this AVX2 CPU it was 60-100x slower than fp32.
+bf16 autocast is not offered: this AVX2 CPU has no native bf16 and it was 70-110 times slower than fp32.
 """
 
 from __future__ import annotations
