@@ -45,8 +45,9 @@ class AdaGNResBlock(nn.Module):
         return self.skip(x) + h
 
 
-class LinearAttention(nn.Module):
-    """Linear attention (Katharopoulos et al. 2020 / Shen et al.), O(HW) memory; residual. (B,C,H,W) -> same."""
+class Attention(nn.Module):
+    """Multi-head attention over all positions with a residual; subclasses say how q, k, v are combined.
+    (B, C, H, W) -> same."""
 
     def __init__(self, channels: int, groups: int, heads: int = 4):
         super().__init__()
@@ -58,28 +59,29 @@ class LinearAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        q = q.softmax(dim=-2) * (c // self.heads) ** -0.5
-        k = k.softmax(dim=-1)
-        context = torch.einsum("bhdn,bhen->bhde", k, v)
-        out = torch.einsum("bhde,bhdn->bhen", context, q).reshape(b, c, h, w)
-        return x + self.out(out)
+        return x + self.out(self.attend(q, k, v).reshape(b, c, h, w))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q, k, v: (B, heads, d, N) -> (B, heads, d, N)."""
+        raise NotImplementedError
 
 
-class SelfAttention(nn.Module):
-    """Full multi-head self-attention over all positions; residual. (B,C,H,W) -> same."""
+class LinearAttention(Attention):
+    """Linear attention (Shen et al. 2021): softmax over features for q and over positions for k; O(N)."""
 
-    def __init__(self, channels: int, groups: int, heads: int = 4):
-        super().__init__()
-        self.heads = heads
-        self.norm = group_norm(channels, groups)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.out = nn.Conv2d(channels, channels, 1)
+    def attend(self, q, k, v):
+        q = q.softmax(dim=-2) * q.shape[2] ** -0.5
+        context = torch.einsum("bhdn,bhen->bhde", k.softmax(dim=-1), v)
+        return torch.einsum("bhde,bhdn->bhen", context, q)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
-        return x + self.out(out.transpose(-1, -2).reshape(b, c, h, w))
+
+class SelfAttention(Attention):
+    """Full softmax self-attention (scaled dot product); O(N^2), used at the small bottleneck."""
+
+    def attend(self, q, k, v):
+        return F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2)).transpose(
+            -1, -2
+        )
 
 
 class TimeEmbedding(nn.Module):
