@@ -8,6 +8,11 @@ over ``--rounds`` interleaved rounds of ``--iters`` evaluations after warm-up, a
 ``onnxruntime_speedup_vs_torch_eager`` = torch_eager_ms / onnxruntime_ms (project target >= 1.3) and
 ``onnxruntime_speedup_vs_torch_channels_last``. Without ``--model`` the preset's architecture is timed with
 random weights (weights do not change the cost).
+
+``--omp-wait-policy`` (default PASSIVE, set before torch loads) matters on a shared CPU: with two torch threads
+and the default policy, threads spinning at OpenMP barriers while the CPU was oversubscribed (two training
+runs) made one small-preset evaluation take 0.9-1.3 s instead of 24-48 ms. ONNX Runtime has its own thread
+pool and is not affected.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import copy
 import functools
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -66,7 +72,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads and ONNX Runtime intra-op threads")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "default"))
     args = parser.parse_args()
+    if args.omp_wait_policy != "default":
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
 
     import onnxruntime
     import torch
@@ -79,6 +88,7 @@ def main() -> None:
     report = {
         "weights": args.model or f"random {args.preset} preset",
         "threads": args.threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "batch": 1,
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,

@@ -22,6 +22,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from rgbd_fusion_core.threads import prefer_passive_omp_wait
 from rgbd_fusion_ros.conversions import frame_from_messages
 from rgbd_fusion_ros.diagnostics import diagnostic_array
 from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header, rclpy_types
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console script ``rgbd_fusion_node``: accepts ``--ros-args`` (params files, remaps, ``-p``)."""
     from rclpy.exceptions import ParameterException
 
+    prefer_passive_omp_wait()  # before torch is imported (the model loads in configure)
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         node = RgbdFusionNode()

@@ -2,6 +2,7 @@
 format, and the ONNX Runtime backend behind the same denoiser call as torch."""
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -169,12 +170,15 @@ def test_export_cli_rejects_bad_arguments(model_dir, tmp_path, capsys):
     assert "expected stage 1" in capsys.readouterr().err
 
 
-def test_export_cli_single_stage(model_dir, tmp_path):
-    out = tmp_path / "only2"
+def test_export_cli_one_stage_at_a_time(model_dir, tmp_path):
+    out = tmp_path / "stages"
     assert main(["export", "--stage2", str(model_dir / "stage2.safetensors"), "--out", str(out)]) == 0
     assert sorted(json.loads((out / METADATA).read_text())["stages"]) == ["stage2"]
     with pytest.raises(ExportError, match="has no stage 1"):
         load_exported_stage(out, 1)
+    assert main(["export", "--stage1", str(model_dir / "stage1.safetensors"), "--out", str(out)]) == 0
+    assert sorted(json.loads((out / METADATA).read_text())["stages"]) == ["stage1", "stage2"]
+    assert load_exported_stage(out, 2).config.stage == 2
 
 
 def test_onnxruntime_devices_and_providers(export_dir):
@@ -188,7 +192,7 @@ def test_onnxruntime_devices_and_providers(export_dir):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(RuntimeError, match="no CUDAExecutionProvider"):
             OnnxRuntimeDenoiser(export_dir / "stage1.onnx", device="cuda")
-    assert 1 <= physical_core_count() <= len(__import__("os").sched_getaffinity(0))
+    assert 1 <= physical_core_count() <= len(os.sched_getaffinity(0))
 
 
 def test_onnx_graph_is_checked_before_use(tmp_path):

@@ -9,7 +9,7 @@ def configure(parser):
     source.add_argument("--stage1", default=None, help="stage-1 model: a .safetensors file or a training run folder")
     source.add_argument("--stage2", default=None, help="stage-2 model: a .safetensors file or a training run folder")
     parser.add_argument("--out", required=True, help="export folder (stage*.onnx and export.json are written here)")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (TensorRT >= 8.6 and ONNX Runtime parse 17)")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch parity check")
 
 
@@ -33,14 +33,14 @@ def run(args) -> int:
     import time
 
     from rgbd_fusion_core.checkpoint import load_stage_model
-    from rgbd_fusion_core.export.onnx_export import DEFAULT_OPSET, export_stages, read_export_metadata
+    from rgbd_fusion_core.export.onnx_export import export_stages, read_export_metadata
 
     stages = {}
     for stage, path in stage_sources(args).items():
         config, module = load_stage_model(path, expected_stage=stage)
         stages[stage] = (config, module, path)
     start = time.perf_counter()
-    metadata_path = export_stages(stages, args.out, opset=args.opset or DEFAULT_OPSET, verify=not args.no_verify)
+    metadata_path = export_stages(stages, args.out, opset=args.opset, verify=not args.no_verify)
     metadata = read_export_metadata(metadata_path.parent)
     for name, entry in metadata["stages"].items():
         parity = entry.get("parity_max_abs_error")

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from rgbd_fusion_core.threads import prefer_passive_omp_wait
+
 SUBCOMMANDS = {
     "make-dataset": "rgbd_fusion_core.cli.make_dataset",
     "show-dataset": "rgbd_fusion_core.cli.show_dataset",
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_omp_wait()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

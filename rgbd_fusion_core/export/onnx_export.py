@@ -22,6 +22,7 @@ same parity (about 2e-7 measured).
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from dataclasses import dataclass
@@ -80,10 +81,9 @@ def example_inputs(config: StageConfig, batch: int, seed: int = 0) -> tuple[torc
 
 
 def export_stage_onnx(module: nn.Module, config: StageConfig, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
-    """Write ``module`` (a denoiser of ``config``) as ONNX at ``path`` (atomically); returns the path."""
+    """Write ``module`` (a float32 CPU denoiser of ``config`` in eval mode) as ONNX at ``path`` (atomically)."""
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is not supported; the denoisers need opset >= {MIN_OPSET}")
-    module = module.eval().float().cpu()
     path = Path(path)
     with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
@@ -120,7 +120,7 @@ def declare_output_shape(onnx_path: Path, config: StageConfig) -> None:
 
 
 def onnx_parity_error(module: nn.Module, config: StageConfig, onnx_path: str | Path, batches=(1, 3)) -> float:
-    """Max abs difference between ONNX Runtime (CPU, fp32) and the torch module over random inputs."""
+    """Max abs difference between ONNX Runtime (CPU, fp32) and the (float32 CPU) module over random inputs."""
     from rgbd_fusion_core.runtime.onnxruntime_backend import OnnxRuntimeDenoiser
 
     session = OnnxRuntimeDenoiser(onnx_path, device="cpu")
@@ -128,7 +128,7 @@ def onnx_parity_error(module: nn.Module, config: StageConfig, onnx_path: str | P
     with torch.no_grad():
         for batch in batches:
             inputs = example_inputs(config, batch, seed=batch)
-            expected = module.eval()(*inputs)
+            expected = module(*inputs)
             worst = max(worst, float((session(*inputs) - expected).abs().max()))
     return worst
 
@@ -142,14 +142,21 @@ def export_stages(
     """Export ``{stage: (config, module, source description)}`` into ``out_dir``; returns ``export.json``'s path.
 
     With ``verify`` each ONNX is run in ONNX Runtime against torch (batches 1 and 3) and must agree within
-    ``PARITY_TOLERANCE``; the measured error is recorded in the metadata.
+    ``PARITY_TOLERANCE``; the measured error is recorded in the metadata. The given modules are left untouched
+    (a float32 CPU copy in eval mode is exported). Other stages already exported there with the same opset stay
+    listed.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
+    if (out_dir / METADATA).exists():
+        previous = read_export_metadata(out_dir)
+        if previous["opset"] == opset:
+            entries = previous["stages"]
     for stage, (config, module, source) in sorted(stages.items()):
         if config.stage != stage:
             raise ExportError(f"{source}: holds a stage-{config.stage} model, given as stage {stage}")
+        module = copy.deepcopy(module).float().cpu().eval()
         onnx_path = export_stage_onnx(module, config, out_dir / f"stage{stage}.onnx", opset)
         entry = {
             "onnx": onnx_path.name,
@@ -172,7 +179,7 @@ def export_stages(
         "version": VERSION,
         "opset": opset,
         "exporter": f"torch.onnx.export(dynamo=False), torch {torch.__version__}",
-        "stages": entries,
+        "stages": dict(sorted(entries.items())),
     }
     metadata_path = out_dir / METADATA
     write_text_atomic(metadata_path, json.dumps(metadata, indent=2) + "\n")
