@@ -133,7 +133,7 @@ def colorize_depth(depth_m: np.ndarray, near: float | None = None, far: float | 
     near = float(np.percentile(depth[valid], 2)) if near is None else near
     far = float(np.percentile(depth[valid], 98)) if far is None else far
     scaled = 1.0 - (depth - near) / max(far - near, 1e-6)
-    grey = np.clip(scaled * 255.0, 0, 255).astype(np.uint8)
+    grey = np.clip(np.nan_to_num(scaled) * 255.0, 0, 255).astype(np.uint8)
     coloured = cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
     out[valid] = coloured[valid]
     return out

@@ -15,6 +15,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from rgbd_fusion_core.cli.pipeline_args import add_pipeline_arguments
 from rgbd_fusion_ros.bag_processing import DEFAULT_PREFIX, DEFAULT_SYNC_TOLERANCE_S, BagJob
 
 HELP = "run the pipeline over a rosbag2 (sqlite3/mcap) and write depth images and point clouds to a new bag"
@@ -34,16 +35,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SYNC_TOLERANCE_S,
         help="largest header stamp difference (s) between an image and its partners",
     )
-    parser.add_argument("--model", help="model folder (stage1/stage2.safetensors); None = the shipped model")
-    parser.add_argument(
-        "--backend", choices=("torch", "onnxruntime", "tensorrt"), default="torch", help="inference backend"
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--sampler1", help="stage-1 sampler: ddpm, ddim or dpmpp2m; None = the pipeline's")
-    parser.add_argument("--steps1", type=int, help="sampling steps of stage 1; None = the pipeline's")
-    parser.add_argument("--sampler2", help="stage-2 sampler: ddpm, ddim or dpmpp2m; None = the pipeline's")
-    parser.add_argument("--steps2", type=int, help="sampling steps of stage 2; None = the pipeline's")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed, same seed same output; -1 = random")
     parser.add_argument("--batch", type=int, default=4, help="frames per inference batch")
     parser.add_argument("--every", type=int, default=1, help="process every N-th image")
     parser.add_argument("--start", type=float, help="start, s after the bag begins; None = its beginning")
@@ -58,13 +49,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--full-frame", action="store_true", help="also write depth/image_full (input-aligned)")
     parser.add_argument("--low-res", action="store_true", help="also write depth/low_res (stage-1 64x64)")
-    parser.add_argument(
-        "--uncertainty-samples", type=int, default=0, help="stage-2 samples for depth/uncertainty (0 = off, else >= 2)"
-    )
     parser.add_argument("--copy-input", action="store_true", help="also copy the input topics into the output")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage; None = the input's")
     parser.add_argument("--export-dir", type=Path, help="also write per-frame PNG/NPY/PLY files and index.csv here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (and export dir)")
+    add_pipeline_arguments(parser)
 
 
 def job_from_args(args: argparse.Namespace) -> BagJob:
@@ -98,17 +87,9 @@ def job_from_args(args: argparse.Namespace) -> BagJob:
 
 def load_pipeline(args: argparse.Namespace):
     """The inference ``Pipeline`` for the model, backend and sampling flags given."""
-    from rgbd_fusion_core.pipeline import Pipeline
-    from rgbd_fusion_core.pipeline_io import PipelineConfig
+    from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
 
-    sampling = {name: getattr(args, name) for name in ("sampler1", "steps1", "sampler2", "steps2")}
-    config = PipelineConfig(
-        seed=None if args.seed < 0 else args.seed,
-        full_frame=args.full_frame,
-        uncertainty_samples=args.uncertainty_samples,
-        **{name: value for name, value in sampling.items() if value is not None},
-    )
-    return Pipeline.from_pretrained(args.model, backend=args.backend, device=args.device, config=config)
+    return pipeline_from_args(args, full_frame=args.full_frame)
 
 
 @contextmanager

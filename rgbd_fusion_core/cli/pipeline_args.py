@@ -1,4 +1,4 @@
-"""Command-line flags for building a Pipeline, shared by predict, demo, benchmark and the bag tool."""
+"""Command-line flags for building a Pipeline, shared by predict, demo and the bag tool."""
 
 from __future__ import annotations
 
@@ -17,13 +17,10 @@ def add_pipeline_arguments(parser) -> None:
         "--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"), help="inference backend"
     )
     group.add_argument("--device", default="auto", help="'auto' (CUDA if present, else CPU), 'cpu', 'cuda'")
-    group.add_argument("--sampler", default=None, choices=SAMPLERS, help="sampler for both stages")
-    group.add_argument(
-        "--steps1", type=int, default=defaults.steps1, help="stage-1 sampling steps (network evaluations)"
-    )
-    group.add_argument(
-        "--steps2", type=int, default=defaults.steps2, help="stage-2 sampling steps (network evaluations)"
-    )
+    group.add_argument("--sampler1", default=defaults.sampler1, choices=SAMPLERS, help="stage-1 sampler")
+    group.add_argument("--steps1", type=int, default=defaults.steps1, help="stage-1 sampling steps (network evals)")
+    group.add_argument("--sampler2", default=defaults.sampler2, choices=SAMPLERS, help="stage-2 sampler")
+    group.add_argument("--steps2", type=int, default=defaults.steps2, help="stage-2 sampling steps (network evals)")
     group.add_argument("--seed", type=int, default=defaults.seed, help="sampling seed (negative: nondeterministic)")
     group.add_argument(
         "--reference-depth",
@@ -56,7 +53,7 @@ def add_pipeline_arguments(parser) -> None:
         help="margin added around the mask/ROI box, as a fraction of its size",
     )
     group.add_argument(
-        "--uncertainty",
+        "--uncertainty-samples",
         type=int,
         default=0,
         help="stage-2 samples for a per-pixel standard deviation (0 = off, else >= 2)",
@@ -65,10 +62,9 @@ def add_pipeline_arguments(parser) -> None:
 
 
 def pipeline_config_from_args(args, **overrides) -> PipelineConfig:
-    sampler = args.sampler or PipelineConfig().sampler1
     values = dict(
-        sampler1=sampler,
-        sampler2=sampler,
+        sampler1=args.sampler1,
+        sampler2=args.sampler2,
         steps1=args.steps1,
         steps2=args.steps2,
         seed=None if args.seed is not None and args.seed < 0 else args.seed,
@@ -77,7 +73,7 @@ def pipeline_config_from_args(args, **overrides) -> PipelineConfig:
         person_height_m=args.person_height,
         crop_mode=args.crop_mode,
         crop_margin=args.crop_margin,
-        uncertainty_samples=args.uncertainty,
+        uncertainty_samples=args.uncertainty_samples,
     )
     values.update(overrides)
     return PipelineConfig(**values)
