@@ -56,16 +56,16 @@ class DepthSpace:
         valid = lib.isfinite(depth_m) & (depth_m > 0)
         if mask is not None:
             valid = valid & (mask > 0)
-        safe = lib.where(valid, depth_m, z_ref + 0 * depth_m)
+        safe = lib.where(valid, depth_m, lib.zeros_like(depth_m) + z_ref)  # no NaN/0 enters the maths
         d = self.centre + (z_ref - safe) * self.scale
         d = lib.clip(d, self.foreground_min, 1.0)
-        return lib.where(valid, d, BACKGROUND + 0 * d)
+        return lib.where(valid, d, lib.full_like(d, BACKGROUND))
 
     def to_metres(self, d, z_ref):
         """Network space (..., H, W) to metres; values at or below ``threshold`` become NaN."""
         lib = torch if isinstance(d, torch.Tensor) else np
         z = z_ref - (d - self.centre) / self.scale
-        return lib.where(d > self.threshold, z, float("nan") + 0 * z)
+        return lib.where(d > self.threshold, z, lib.full_like(z, float("nan")))
 
     def foreground(self, d):
         """Boolean foreground mask of a network-space depth."""
@@ -74,7 +74,7 @@ class DepthSpace:
     def clean(self, d):
         """The paper's post-processing: values at or below the threshold set to exactly -1."""
         lib = torch if isinstance(d, torch.Tensor) else np
-        return lib.where(d > self.threshold, d, BACKGROUND + 0 * d)
+        return lib.where(d > self.threshold, d, lib.full_like(d, BACKGROUND))
 
 
 def reference_depth(depth_m, mask=None) -> float:

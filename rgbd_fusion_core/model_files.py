@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rgbd_fusion_core.checkpoint import CheckpointError, sha256_file
+from rgbd_fusion_core.atomic import write_bytes_atomic, write_text_atomic
+from rgbd_fusion_core.checkpoint import CheckpointError, load_stage_model, sha256_file, stage_model_path
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
 STAGE_FILES = ("stage1.safetensors", "stage2.safetensors")
@@ -40,3 +41,21 @@ def resolve_model_dir(model: str | Path | None) -> tuple[Path, Path]:
     if model is None or (folder / MANIFEST).exists():
         verify_manifest(folder)
     return paths
+
+
+def write_model_folder(stage1: str | Path, stage2: str | Path, out: str | Path) -> dict:
+    """Copy two stage models (files or run folders) into a model folder with a sha256 manifest; checks that
+    each loads as its stage and that the two share one depth space."""
+    out = Path(out)
+    configs = []
+    hashes = {}
+    for stage, source, name in zip((1, 2), (stage1, stage2), STAGE_FILES):
+        path = stage_model_path(source)
+        configs.append(load_stage_model(path, expected_stage=stage)[0])
+        write_bytes_atomic(out / name, path.read_bytes())
+        hashes[name] = sha256_file(out / name)
+    if configs[0].depth_space != configs[1].depth_space:
+        raise CheckpointError("stage 1 and stage 2 use different depth spaces; they cannot form one model")
+    manifest = {"sha256": hashes, "sources": {"stage1": str(stage1), "stage2": str(stage2)}}
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "export": "rgbd_fusion_core.cli.export",
     "build-engine": "rgbd_fusion_core.cli.build_engine",
     "benchmark": "rgbd_fusion_core.cli.benchmark",
+    "pack-model": "rgbd_fusion_core.cli.pack_model",
     # The bag tool lives with the ROS package but needs no ROS installation (rosbags only).
     "bag": "rgbd_fusion_ros.bag_tool",
 }
