@@ -35,15 +35,33 @@ def centre_box(shape: tuple[int, int]) -> tuple[int, int, int]:
     return (w - size) // 2, (h - size) // 2, size
 
 
+def overlap(box: tuple[int, int, int], shape: tuple[int, int]):
+    """(image slices, box slices) of the part of a square box inside an (H, W) image; None if they miss."""
+    x0, y0, size = box
+    h, w = shape
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + size, w), min(y0 + size, h)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return None
+    return (slice(sy0, sy1), slice(sx0, sx1)), (slice(sy0 - y0, sy1 - y0), slice(sx0 - x0, sx1 - x0))
+
+
 def cut(image: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
     """image[y0:y0+size, x0:x0+size] with zero padding where the box leaves the image."""
-    x0, y0, size = box
-    h, w = image.shape[:2]
+    size = box[2]
     out = np.zeros((size, size) + image.shape[2:], dtype=image.dtype)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + size, w), min(y0 + size, h)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    parts = overlap(box, image.shape[:2])
+    if parts:
+        out[parts[1]] = image[parts[0]]
     return out
+
+
+def paste(crop: np.ndarray, box: tuple[int, int, int], shape: tuple[int, int], fill: float = np.nan) -> np.ndarray:
+    """Inverse of ``cut`` for a (size, size) crop: an (H, W) float32 image, ``fill`` outside the box."""
+    full = np.full(shape, fill, dtype=np.float32)
+    parts = overlap(box, shape)
+    if parts:
+        full[parts[0]] = crop[parts[1]]
+    return full
 
 
 def resize_area(image: np.ndarray, out_size: int) -> np.ndarray:

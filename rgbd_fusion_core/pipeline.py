@@ -18,7 +18,7 @@ from rgbd_fusion_core.camera import backproject, crop_intrinsics
 from rgbd_fusion_core.checkpoint import load_stage_model
 from rgbd_fusion_core.conditioning import stage2_condition
 from rgbd_fusion_core.config import SamplerConfig, StageConfig
-from rgbd_fusion_core.crop import centre_box, cut, mask_box, resize_area, resize_nearest, roi_box
+from rgbd_fusion_core.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
 from rgbd_fusion_core.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
 from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
@@ -246,11 +246,4 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def paste_back(depth_crop: np.ndarray, box: tuple[int, int, int], shape: tuple[int, int]) -> np.ndarray:
     """A crop-space depth (S, S) back in the input frame (H, W): resized to the box by nearest neighbour
     (z along the optical axis does not change under crop and resize), NaN outside the person."""
-    x0, y0, size = box
-    h, w = shape
-    full = np.full((h, w), np.nan, dtype=np.float32)
-    resized = resize_nearest(depth_crop, size)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + size, w), min(y0 + size, h)
-    if sx1 > sx0 and sy1 > sy0:
-        full[sy0:sy1, sx0:sx1] = resized[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
-    return full
+    return paste(resize_nearest(depth_crop, box[2]), box, shape)

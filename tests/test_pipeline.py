@@ -37,7 +37,8 @@ def test_crop_intrinsics_project_points_onto_the_crop(pipeline):
 
 def test_crop_back_projection_matches_the_full_frame_cloud(rendered_dataset):
     """A rendered person pasted into a bigger frame, cut and resized by the pipeline's crop and K_crop, gives the
-    same point cloud as the rendered depth back-projected with its own K."""
+    same point cloud as the rendered depth back-projected with its own K: every crop point projects (through the
+    full frame's K) onto the full-frame pixel whose depth it carries, and the two clouds coincide."""
     from rgbd_fusion_core.data.format import read_index
     from rgbd_fusion_core.imageio import read_depth_m
 
@@ -56,7 +57,11 @@ def test_crop_back_projection_matches_the_full_frame_cloud(rendered_dataset):
     crop_depth = resize_nearest(cut(full, box), 256)
     K_crop = crop_intrinsics(K_full, box[0], box[1], box[2], 256)
     points, _ = backproject(crop_depth, K_crop)
-    assert chamfer_distance_mm(torch.from_numpy(points), torch.from_numpy(truth_points)) < 5.0
+    u, v = np.round(project(points.astype(np.float64), K_full)).astype(int).T
+    on_surface = np.abs(full[v, u] - points[:, 2]) < 1e-3
+    assert on_surface.mean() > 0.98, on_surface.mean()
+    # the clouds sample one surface at different pixel pitches (~4-8 mm here): Chamfer within about a pixel
+    assert chamfer_distance_mm(torch.from_numpy(points), torch.from_numpy(truth_points)) < 10.0
 
 
 def test_reference_depth_strategies(pipeline):
