@@ -11,6 +11,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -218,17 +219,27 @@ class Pipeline:
         return torch.from_numpy(self.space.to_network(low, z_ref)), z_ref
 
     def _reference_depth(self, net_high: np.ndarray, K_high: np.ndarray) -> tuple[float, str]:
-        """z_ref without a sensor: the human-height prior (the person's vertical extent in the crop, assumed
-        ``person_height_m`` tall: z = fy * H / h_px) or the configured fixed distance."""
+        """z_ref without a sensor: the human-height prior (the height in pixels of the largest connected
+        foreground region, assumed ``person_height_m`` tall: z = fy * H / h_px) or the configured fixed
+        distance. Stray foreground specks do not count towards the height."""
         cfg = self.config
         if cfg.reference_depth == "sensor":
             raise ValueError("reference_depth 'sensor' needs a sensor depth image")
         if cfg.reference_depth == "fixed":
             return cfg.fixed_distance_m, "fixed"
-        rows = np.nonzero((net_high > self.space.threshold).any(axis=1))[0]
-        if rows.size < 2:
+        height_px = largest_region_height(net_high > self.space.threshold)
+        if height_px < 2:
             return cfg.fixed_distance_m, "fixed"  # no person found: nothing to scale by
-        return float(K_high[1, 1] * cfg.person_height_m / (rows[-1] - rows[0] + 1)), "height_prior"
+        return float(K_high[1, 1] * cfg.person_height_m / height_px), "height_prior"
+
+
+def largest_region_height(mask: np.ndarray) -> int:
+    """Height in pixels of the bounding box of the largest 8-connected region of a boolean (H, W) mask."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return 0
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return int(stats[largest, cv2.CC_STAT_HEIGHT])
 
 
 def centre_reference_depth(depth: np.ndarray, fraction: float = 0.3) -> float:

@@ -79,6 +79,7 @@ def test_reference_depth_strategies(pipeline):
     # height prior: a person 128 rows tall in the 256 crop, fy_crop = 512 -> z = 512 * 1.7 / 128
     net = np.full((256, 256), -1.0)
     net[64:192, 100:150] = 0.2
+    net[2, 5] = net[250, 200] = 0.5  # stray specks do not stretch the person
     z, source = pipeline._reference_depth(net, np.array([[512.0, 0, 127.5], [0, 512.0, 127.5], [0, 0, 1]]))
     assert source == "height_prior" and z == pytest.approx(512 * 1.7 / 128)
 
