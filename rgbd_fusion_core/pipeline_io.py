@@ -76,9 +76,9 @@ class PipelineConfig:
     """
 
     sampler1: str = "dpmpp2m"
-    steps1: int = 6
+    steps1: int = 3
     sampler2: str = "dpmpp2m"
-    steps2: int = 4
+    steps2: int = 2
     seed: int | None = 0
     reference_depth: str = "auto"
     fixed_distance_m: float = 2.5

@@ -61,9 +61,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("device", "auto", "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'"),
     # sampling
     ParameterSpec("sampler1", "dpmpp2m", "stage-1 (64x64 depth) sampler", choices=SAMPLERS, live=True),
-    ParameterSpec("steps1", 6, "stage-1 sampling steps", value_range=(1, 1000), live=True),
+    ParameterSpec("steps1", 3, "stage-1 sampling steps", value_range=(1, 1000), live=True),
     ParameterSpec("sampler2", "dpmpp2m", "stage-2 (256x256 super-resolution) sampler", choices=SAMPLERS, live=True),
-    ParameterSpec("steps2", 4, "stage-2 sampling steps", value_range=(1, 1000), live=True),
+    ParameterSpec("steps2", 2, "stage-2 sampling steps", value_range=(1, 1000), live=True),
     ParameterSpec("seed", 0, "sampling seed; -1 = nondeterministic", value_range=(-1, MAX_INT32), live=True),
     ParameterSpec(
         "threshold",
