@@ -180,3 +180,14 @@ def change_lifecycle_state(probe: Probe, node_name: str, transition: str) -> boo
     transition_id = getattr(Transition, f"TRANSITION_{transition.upper()}")
     request = ChangeState.Request(transition=Transition(id=transition_id))
     return call_service(probe, ChangeState, f"{node_name}/change_state", request).success
+
+
+def assert_xyzrgb_cloud_layout(cloud) -> None:
+    """PointCloud2 with float32 x, y, z, rgb at offsets 0/4/8/12, one row, 16 bytes per point."""
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+        ("x", 0, 7, 1),
+        ("y", 4, 7, 1),
+        ("z", 8, 7, 1),
+        ("rgb", 12, 7, 1),
+    ]
+    assert (cloud.height, cloud.point_step, cloud.row_step) == (1, 16, 16 * cloud.width)

@@ -22,7 +22,15 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 
-from ros_graph import REPO, Probe, ros_environment, start_node, stop_node, wait_for_log  # noqa: E402
+from ros_graph import (  # noqa: E402
+    REPO,
+    Probe,
+    assert_xyzrgb_cloud_layout,
+    ros_environment,
+    start_node,
+    stop_node,
+    wait_for_log,
+)
 
 from rgbd_fusion_core.camera import backproject, crop_intrinsics  # noqa: E402
 from rgbd_fusion_core.crop import cut, mask_box, resize_area, resize_nearest  # noqa: E402
@@ -228,13 +236,7 @@ def test_depth_camera_info_holds_the_crop_intrinsics_of_the_mask_box(run):
 def test_points_are_the_finite_depth_pixels_back_projected_with_crop_colours(run):
     for answer in run.answers:
         cloud = answer.points
-        assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
-            ("x", 0, 7, 1),
-            ("y", 4, 7, 1),
-            ("z", 8, 7, 1),
-            ("rgb", 12, 7, 1),
-        ]
-        assert (cloud.height, cloud.point_step, cloud.row_step) == (1, 16, 16 * cloud.width)
+        assert_xyzrgb_cloud_layout(cloud)
         depth = image_to_array(answer.depth)
         assert 0 < cloud.width == np.isfinite(depth).sum()
         assert cloud.is_dense

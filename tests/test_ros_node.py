@@ -16,6 +16,7 @@ pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from ros_graph import (  # noqa: E402
     Probe,
+    assert_xyzrgb_cloud_layout,
     change_lifecycle_state,
     lifecycle_state,
     person_like_image,
@@ -120,13 +121,7 @@ def test_a_frame_is_answered_with_depth_camera_info_and_points(graph):
     np.testing.assert_allclose(np.reshape(info.p, (3, 4))[:, :3], expected, rtol=1e-9)
 
     cloud = answer["points"]
-    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
-        ("x", 0, 7, 1),
-        ("y", 4, 7, 1),
-        ("z", 8, 7, 1),
-        ("rgb", 12, 7, 1),
-    ]
-    assert (cloud.height, cloud.point_step, cloud.row_step) == (1, 16, 16 * cloud.width)
+    assert_xyzrgb_cloud_layout(cloud)
     depth = image_to_array(depth_msg)
     valid = np.isfinite(depth)
     assert valid.any(), "the tiny model found no person pixel: the geometry checks below would be empty"
