@@ -1,0 +1,1 @@
+"""Datasets on disk: the index format (``format``) and the torch Dataset (``dataset``)."""
