@@ -8,8 +8,19 @@ RGB crop, which the pipeline has anyway and which carries the detail stage 2 sho
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+def rgb_to_network(images: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]: the one scaling used in training and inference."""
+    return torch.from_numpy(np.ascontiguousarray(images)).movedim(-1, -3).float().div(127.5).sub(1.0)
+
+
+def rgb_from_network(rgb: torch.Tensor) -> np.ndarray:
+    """Inverse of ``rgb_to_network``: (3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    return ((rgb.movedim(-3, -1).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 
 
 def stage2_condition(rgb_high: torch.Tensor, depth_low: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from rgbd_fusion_core.camera import backproject, crop_intrinsics
 from rgbd_fusion_core.checkpoint import load_stage_model
-from rgbd_fusion_core.conditioning import stage2_condition
+from rgbd_fusion_core.conditioning import rgb_to_network, stage2_condition
 from rgbd_fusion_core.config import SamplerConfig, StageConfig
 from rgbd_fusion_core.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
 from rgbd_fusion_core.depth_space import DepthSpace, reference_depth
@@ -129,14 +129,14 @@ class Pipeline:
             depth_low[i, 0], z_refs[i] = self._sensor_condition(frames[i], boxes[i])
             sources[i] = "sensor"
         if predicted:
-            cond = to_tensor(np.stack([rgb_low[i] for i in predicted])).to(dev)
+            cond = rgb_to_network(np.stack([rgb_low[i] for i in predicted])).to(dev)
             noise = self._noise(len(predicted), (1, LOW, LOW))
             depth_low[predicted] = self.stage1.sample(cond, cfg.sampler1, cfg.steps1, noise).float().cpu()
         lap("stage1")
 
         # 4. Stage 2 (256x256 from RGB-D); several samples when uncertainty is asked for.
         samples = max(1, cfg.uncertainty_samples)
-        cond = stage2_condition(to_tensor(np.stack(rgb_high)), space.clean(depth_low)).to(dev)
+        cond = stage2_condition(rgb_to_network(np.stack(rgb_high)), space.clean(depth_low)).to(dev)
         cond = cond.repeat_interleave(samples, dim=0)
         noise = self._noise(len(frames), (1, HIGH, HIGH), samples)
         depth_high = self.stage2.sample(cond, cfg.sampler2, cfg.steps2, noise).float().cpu()
@@ -247,11 +247,6 @@ def centre_reference_depth(depth: np.ndarray, fraction: float = 0.3) -> float:
     size = depth.shape[0]
     lo, hi = int(size * (0.5 - fraction / 2)), int(np.ceil(size * (0.5 + fraction / 2)))
     return reference_depth(depth[lo:hi, lo:hi])
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def paste_back(depth_crop: np.ndarray, box: tuple[int, int, int], shape: tuple[int, int]) -> np.ndarray:

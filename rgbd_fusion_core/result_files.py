@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from rgbd_fusion_core.atomic import write_text_atomic
 from rgbd_fusion_core.imageio import write_rgb
 from rgbd_fusion_core.outputs import write_depth_npy, write_depth_png_mm, write_ply
@@ -13,7 +15,8 @@ from rgbd_fusion_core.pipeline_io import PipelineResult
 from rgbd_fusion_core.visualize import result_figure
 
 
-def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -> dict:
+def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -> tuple[dict, np.ndarray]:
+    """Write the files; returns (the result.json summary, the figure image (256, 768, 3) uint8)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = {
@@ -22,7 +25,8 @@ def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -
         "points_ply": write_ply(folder / f"{prefix}points.ply", result.points, result.colors),
     }
     figure = folder / f"{prefix}figure.png"
-    write_rgb(figure, result_figure(result))
+    figure_image = result_figure(result)
+    write_rgb(figure, figure_image)
     files["figure_png"] = figure
     if result.depth_full is not None:
         files["depth_full_npy_m"] = write_depth_npy(folder / f"{prefix}depth_full.npy", result.depth_full)
@@ -39,4 +43,4 @@ def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -
         "files": {k: str(Path(v).name) for k, v in files.items()},
     }
     write_text_atomic(folder / f"{prefix}result.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return summary, figure_image

@@ -47,7 +47,7 @@ def run(args) -> int:
         depth = read_depth_m(args.depth, unit="mm" if Path(args.depth).suffix.lower() == ".png" else "m")
     pipeline = pipeline_from_args(args, full_frame=args.full_frame)
     result = pipeline(Frame(rgb=rgb, K=K, mask=mask, roi=roi, sensor_depth=depth))
-    summary = write_result(args.out, result)
+    summary, _ = write_result(args.out, result)
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())
     print(
         f"{len(result.points)} points, z_ref {result.z_ref:.2f} m ({result.z_ref_source}), {result.nfe} NFE; {timings}"

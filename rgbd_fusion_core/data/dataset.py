@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from rgbd_fusion_core.camera import scale_intrinsics
+from rgbd_fusion_core.conditioning import rgb_to_network
+from rgbd_fusion_core.crop import resize_area
 from rgbd_fusion_core.data.format import SampleEntry, read_index
 from rgbd_fusion_core.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.imageio import read_depth_m, read_mask, read_rgb
@@ -99,7 +100,7 @@ class RGBDDataset(Dataset):
             rgb, depth, mask = views[HIGH_RES]
             factor = HIGH_RES // LOW_RES
             low_depth, low_mask = downsample_depth_block_mean(depth, mask, factor)
-            views[LOW_RES] = (cv2.resize(rgb, (LOW_RES, LOW_RES), interpolation=cv2.INTER_AREA), low_depth, low_mask)
+            views[LOW_RES] = (resize_area(rgb, LOW_RES), low_depth, low_mask)
             K[LOW_RES] = scale_intrinsics(K[HIGH_RES], HIGH_RES, LOW_RES)
         z_ref = reference_depth(views[HIGH_RES][1], views[HIGH_RES][2])
         if not np.isfinite(z_ref):
@@ -114,7 +115,7 @@ class RGBDDataset(Dataset):
                 rgb, depth, mask = rgb[:, ::-1], depth[:, ::-1], mask[:, ::-1]
                 intrinsics[0, 2] = resolution - 1 - intrinsics[0, 2]
             network_depth = self.depth_space.to_network(depth, z_ref, mask)
-            out[f"rgb{resolution}"] = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 127.5 - 1
+            out[f"rgb{resolution}"] = rgb_to_network(rgb)
             out[f"depth{resolution}"] = torch.from_numpy(np.ascontiguousarray(network_depth, np.float32))[None]
             out[f"mask{resolution}"] = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None]
             out[f"K{resolution}"] = torch.from_numpy(intrinsics.astype(np.float32))

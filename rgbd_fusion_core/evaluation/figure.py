@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from rgbd_fusion_core.conditioning import rgb_from_network
 from rgbd_fusion_core.imageio import colorize_depth, write_rgb
 
 
@@ -26,7 +27,7 @@ def save_comparison_figure(path, rows, space) -> None:
         pred_m = space.to_metres(space.clean(pred)[0].numpy(), z)
         valid = np.isfinite(truth_m)
         near, far = (np.nanpercentile(truth_m, 2), np.nanpercentile(truth_m, 98)) if valid.any() else (None, None)
-        image = ((rgb.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        image = rgb_from_network(rgb)
         error = np.abs(pred_m - truth_m)
         tiles.append(
             np.concatenate(
