@@ -1,6 +1,7 @@
 """rgbd-fusion: an ament_python package that also installs with plain pip."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -43,7 +44,8 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
-        (f"share/{PACKAGE}/config", glob("config/*")),
+        (f"share/{PACKAGE}/config", [p for p in glob("config/*") if Path(p).is_file()]),
+        (f"share/{PACKAGE}/config/experiments", glob("config/experiments/*")),
     ],
     install_requires=[
         "torch>=2.2",
@@ -60,5 +62,7 @@ setup(
             "rgbd_fusion_node = rgbd_fusion_ros.node:main",
             "rgbd_fusion_bag = rgbd_fusion_ros.bag_tool:main",
         ],
+        # subcommands of `rgbd-fusion` that live outside the core (the core discovers them, never names them)
+        "rgbd_fusion.commands": ["bag = rgbd_fusion_ros.bag_tool"],
     },
 )

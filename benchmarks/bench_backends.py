@@ -31,10 +31,10 @@ def stage_models(args) -> dict:
     """{stage: (StageConfig, module)} from a model folder or a preset with random weights."""
     import torch
 
-    from rgbd_fusion_core.checkpoint import load_stage_model
     from rgbd_fusion_core.config import load_stage_config
-    from rgbd_fusion_core.model_files import resolve_model_dir
     from rgbd_fusion_core.models import build_denoiser
+    from rgbd_fusion_core.models.checkpoint import load_stage_model
+    from rgbd_fusion_core.models.model_files import resolve_model_dir
 
     if args.model:
         return {stage: load_stage_model(path) for stage, path in zip((1, 2), resolve_model_dir(args.model))}
@@ -80,8 +80,9 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from rgbd_fusion_core.export.onnx_export import example_inputs, export_stages, read_export_metadata
-    from rgbd_fusion_core.runtime import make_backend
+    from rgbd_fusion_core.export.onnx_export import example_inputs, export_stages
+    from rgbd_fusion_core.inference.backends import make_backend
+    from rgbd_fusion_core.runtime.graph_contract import read_export_metadata
 
     torch.set_num_threads(args.threads)
     models = stage_models(args)

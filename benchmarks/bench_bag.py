@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from rgbd_fusion_core.pipeline import Pipeline
-    from rgbd_fusion_core.pipeline_io import PipelineConfig
+    from rgbd_fusion_core.inference.pipeline import Pipeline
+    from rgbd_fusion_core.inference.pipeline_io import PipelineConfig
     from rgbd_fusion_ros.bag_io import FrameTopics
     from rgbd_fusion_ros.bag_processing import BagJob, process_bag
     from rgbd_fusion_ros.demo_bag import write_demo_bag

@@ -217,7 +217,7 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
     """
     from tqdm import tqdm
 
-    from rgbd_fusion_core.outputs import staged_directory
+    from rgbd_fusion_core.io.outputs import staged_directory
     from rgbd_fusion_ros.bag_io import NS, ReadStats, bag_typestore, open_bag, read_frames, resolve_connections
     from rgbd_fusion_ros.bag_output import OrderedBagWriter
     from rgbd_fusion_ros.export_files import ExportWriter

@@ -47,7 +47,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="32FC1",
         help="depth images as float metres (NaN = none) or uint16 millimetres (0 = none)",
     )
-    parser.add_argument("--full-frame", action="store_true", help="also write depth/image_full (input-aligned)")
     parser.add_argument("--low-res", action="store_true", help="also write depth/low_res (stage-1 64x64)")
     parser.add_argument("--copy-input", action="store_true", help="also copy the input topics into the output")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage; None = the input's")
@@ -89,7 +88,7 @@ def load_pipeline(args: argparse.Namespace):
     """The inference ``Pipeline`` for the model, backend and sampling flags given."""
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
 
-    return pipeline_from_args(args, full_frame=args.full_frame)
+    return pipeline_from_args(args)
 
 
 @contextmanager
@@ -137,10 +136,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console script ``rgbd_fusion_bag`` (same flags as ``rgbd-fusion bag``)."""
-    from rgbd_fusion_core.cli.main import main as cli_main
+    """Console script ``rgbd_fusion_bag`` (same flags as ``rgbd-fusion bag``, which this package registers)."""
+    from rgbd_fusion_core.apps.threads import prefer_passive_omp_wait
+    from rgbd_fusion_core.cli.main import run_command
 
-    return cli_main(["bag", *(sys.argv[1:] if argv is None else argv)])
+    prefer_passive_omp_wait()
+    parser = argparse.ArgumentParser(
+        prog="rgbd_fusion_bag", description=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    configure(parser)
+    return run_command("rgbd_fusion_bag", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rgbd_fusion_core.pipeline_io import Frame
+from rgbd_fusion_core.inference.pipeline_io import Frame
 
 # encoding -> (numpy scalar type, channels)
 IMAGE_ENCODINGS: dict[str, tuple[type, int]] = {

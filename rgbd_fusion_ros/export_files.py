@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from rgbd_fusion_core.outputs import write_depth_npy, write_depth_png_mm, write_ply
-from rgbd_fusion_core.pipeline_io import PipelineResult
+from rgbd_fusion_core.inference.pipeline_io import PipelineResult
+from rgbd_fusion_core.io.outputs import write_depth_npy, write_depth_png_mm, write_ply
 
 INDEX_NAME = "index.csv"
 INDEX_COLUMNS = (

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from rgbd_fusion_core.outputs import depth_to_millimetres
-from rgbd_fusion_core.pipeline_io import PipelineResult
+from rgbd_fusion_core.inference.pipeline_io import PipelineResult
+from rgbd_fusion_core.io.outputs import depth_to_millimetres
 
 HOST_IS_BIGENDIAN = sys.byteorder == "big"
 DEPTH_OUTPUT_ENCODINGS = ("32FC1", "16UC1")

@@ -22,7 +22,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from rgbd_fusion_core.threads import prefer_passive_omp_wait
+from rgbd_fusion_core.apps.threads import prefer_passive_omp_wait
 from rgbd_fusion_ros.conversions import frame_from_messages
 from rgbd_fusion_ros.diagnostics import diagnostic_array
 from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header, rclpy_types
@@ -126,7 +126,7 @@ class RgbdFusionNode(LifecycleNode):
         settings = self.settings
         model_name = settings.model or "the shipped default model"
         try:
-            from rgbd_fusion_core.pipeline import Pipeline
+            from rgbd_fusion_core.inference.pipeline import Pipeline
 
             self._device = self._resolve_device(settings.device)
             self._pipeline = Pipeline.from_pretrained(

@@ -12,9 +12,9 @@ torch.set_num_threads(1)
 def write_tiny_model(folder, seed: int = 0):
     """A model folder with randomly initialised tiny-preset stage1/stage2 weights (output heads perturbed so
     the networks are not identically zero)."""
-    from rgbd_fusion_core.checkpoint import save_stage_model
     from rgbd_fusion_core.config import load_stage_config
     from rgbd_fusion_core.models import build_denoiser
+    from rgbd_fusion_core.models.checkpoint import save_stage_model
 
     torch.manual_seed(seed)
     for stage in (1, 2):

@@ -19,7 +19,7 @@ pytest.importorskip("rosbags")
 from rosbags.rosbag2 import Reader  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
-from rgbd_fusion_core.pipeline_io import PipelineConfig  # noqa: E402
+from rgbd_fusion_core.inference.pipeline_io import PipelineConfig  # noqa: E402
 from rgbd_fusion_ros.bag_io import NS, FrameTopics, StampMatcher, stamp_ns  # noqa: E402
 from rgbd_fusion_ros.bag_processing import BagJob, process_bag  # noqa: E402
 from rgbd_fusion_ros.bag_tool import main  # noqa: E402
@@ -34,7 +34,7 @@ FAST = ["--steps1", "1", "--steps2", "1", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_model_dir):
-    from rgbd_fusion_core.pipeline import Pipeline
+    from rgbd_fusion_core.inference.pipeline import Pipeline
 
     return Pipeline.from_pretrained(tiny_model_dir, device="cpu", config=PipelineConfig(steps1=1, steps2=1, seed=3))
 

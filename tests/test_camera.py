@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from rgbd_fusion_core.camera import backproject, crop_intrinsics, intrinsics, look_at, project, scale_intrinsics
+from rgbd_fusion_core.geometry.camera import (
+    backproject,
+    crop_intrinsics,
+    intrinsics,
+    look_at,
+    project,
+    scale_intrinsics,
+)
 
 
 def test_crop_intrinsics_projects_points_to_the_cropped_pixels():

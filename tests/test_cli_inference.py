@@ -5,8 +5,8 @@ import json
 import cv2
 import numpy as np
 
+from rgbd_fusion_core.apps.demo_run import BUNDLED_FRAMES
 from rgbd_fusion_core.cli.main import main
-from rgbd_fusion_core.demo_run import BUNDLED_FRAMES
 
 
 def read_ply_vertex_count(path) -> int:

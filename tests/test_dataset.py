@@ -12,10 +12,10 @@ pytest.importorskip("anny")
 pytest.importorskip("warp")
 pytest.importorskip("moderngl")
 
-from rgbd_fusion_core.camera import scale_intrinsics  # noqa: E402
 from rgbd_fusion_core.data.dataset import RGBDDataset  # noqa: E402
-from rgbd_fusion_core.depth_space import DepthSpace  # noqa: E402
-from rgbd_fusion_core.imageio import read_depth_m  # noqa: E402
+from rgbd_fusion_core.geometry.camera import scale_intrinsics  # noqa: E402
+from rgbd_fusion_core.geometry.depth_space import DepthSpace  # noqa: E402
+from rgbd_fusion_core.io.imageio import read_depth_m  # noqa: E402
 from rgbd_fusion_core.synth.generate import GeneratorConfig, generate  # noqa: E402
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rgbd_fusion_core.depth_space import DepthSpace
+from rgbd_fusion_core.geometry.depth_space import DepthSpace
 
 
 def test_background_and_nan_map_to_exactly_minus_one():

@@ -9,20 +9,16 @@ import onnx
 import pytest
 import torch
 
-from rgbd_fusion_core.checkpoint import load_stage_model, save_stage_model, sha256_file
 from rgbd_fusion_core.cli.main import main
 from rgbd_fusion_core.config import SamplerConfig, load_stage_config
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
 from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
-from rgbd_fusion_core.export.onnx_export import (
-    METADATA,
-    PARITY_TOLERANCE,
-    ExportError,
-    example_inputs,
-    load_exported_stage,
-)
+from rgbd_fusion_core.export.onnx_export import PARITY_TOLERANCE, example_inputs
+from rgbd_fusion_core.inference.backends import make_backend
+from rgbd_fusion_core.io.hashing import sha256_file
 from rgbd_fusion_core.models import build_denoiser
-from rgbd_fusion_core.runtime import make_backend
+from rgbd_fusion_core.models.checkpoint import load_stage_model, save_stage_model
+from rgbd_fusion_core.runtime.graph_contract import METADATA, ExportError, load_exported_stage
 from rgbd_fusion_core.runtime.onnxruntime_backend import OnnxRuntimeDenoiser, parse_device, physical_core_count
 
 
@@ -212,8 +208,8 @@ def test_onnx_graph_is_checked_before_use(tmp_path):
 
 def test_pipeline_on_onnxruntime_matches_torch(model_dir, tmp_path, monkeypatch):
     """The whole Pipeline (both stages, seeded) gives the same metric depth on the ONNX Runtime backend."""
-    from rgbd_fusion_core.pipeline import Pipeline
-    from rgbd_fusion_core.pipeline_io import Frame, PipelineConfig
+    from rgbd_fusion_core.inference.pipeline import Pipeline
+    from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 
     monkeypatch.setenv("RGBD_FUSION_CACHE", str(tmp_path))
     config = PipelineConfig(steps1=2, steps2=2, seed=5)

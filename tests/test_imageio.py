@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rgbd_fusion_core import imageio
+from rgbd_fusion_core.io import imageio
 
 
 def test_rgb_round_trip_keeps_rgb_order(tmp_path):

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rgbd_fusion_core.outputs import (
+from rgbd_fusion_core.io.outputs import (
     depth_to_millimetres,
     staged_directory,
     write_depth_npy,

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from rgbd_fusion_core.camera import backproject, crop_intrinsics, project
-from rgbd_fusion_core.crop import cut, mask_box, resize_nearest
 from rgbd_fusion_core.evaluation.metrics import chamfer_distance_mm
-from rgbd_fusion_core.pipeline import Pipeline
-from rgbd_fusion_core.pipeline_io import Frame, PipelineConfig
+from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics, project
+from rgbd_fusion_core.geometry.crop import cut, mask_box, resize_nearest
+from rgbd_fusion_core.inference.pipeline import Pipeline
+from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 
 K = np.array([[400.0, 0, 319.5], [0, 400.0, 239.5], [0, 0, 1]])
 
@@ -40,7 +40,7 @@ def test_crop_back_projection_matches_the_full_frame_cloud(rendered_dataset):
     same point cloud as the rendered depth back-projected with its own K: every crop point projects (through the
     full frame's K) onto the full-frame pixel whose depth it carries, and the two clouds coincide."""
     from rgbd_fusion_core.data.format import read_index
-    from rgbd_fusion_core.imageio import read_depth_m
+    from rgbd_fusion_core.io.imageio import read_depth_m
 
     index = read_index(rendered_dataset)
     sample = index.samples[0]

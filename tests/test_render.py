@@ -4,7 +4,7 @@ pixel-convention checks. Errors are printed (pytest -s) as max / mean millimetre
 import numpy as np
 import pytest
 
-from rgbd_fusion_core.camera import intrinsics, scale_intrinsics
+from rgbd_fusion_core.geometry.camera import intrinsics, scale_intrinsics
 
 pytest.importorskip("moderngl")
 trimesh = pytest.importorskip("trimesh")

@@ -32,10 +32,10 @@ from ros_graph import (  # noqa: E402
     wait_for_log,
 )
 
-from rgbd_fusion_core.camera import backproject, crop_intrinsics  # noqa: E402
-from rgbd_fusion_core.crop import cut, mask_box, resize_area, resize_nearest  # noqa: E402
 from rgbd_fusion_core.data.format import read_index  # noqa: E402
-from rgbd_fusion_core.imageio import read_depth_m, read_mask, read_rgb  # noqa: E402
+from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics  # noqa: E402
+from rgbd_fusion_core.geometry.crop import cut, mask_box, resize_area, resize_nearest  # noqa: E402
+from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb  # noqa: E402
 from rgbd_fusion_ros.conversions import camera_info_to_K, image_to_array, pointcloud_to_arrays  # noqa: E402
 from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
 

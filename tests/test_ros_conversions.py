@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from rgbd_fusion_core.pipeline_io import PipelineResult
+from rgbd_fusion_core.inference.pipeline_io import PipelineResult
 from rgbd_fusion_ros.conversions import (
     camera_info_to_K,
     compressed_image_to_rgb,

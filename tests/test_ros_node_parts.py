@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("rcl_interfaces", reason="rcl_interfaces (ROS parameter messages) is not installed")
 
 from rgbd_fusion_ros.parameters import PARAMETERS, settings_from_parameters  # noqa: E402
+from rgbd_fusion_ros.parameters import descriptor as parameter_descriptor  # noqa: E402
 from rgbd_fusion_ros.stats import NodeStats  # noqa: E402
 from rgbd_fusion_ros.sync import StampSynchronizer  # noqa: E402
 from rgbd_fusion_ros.throttle import MessageThrottle  # noqa: E402
@@ -114,11 +115,11 @@ def test_worker_survives_exceptions():
 
 
 def defaults(**overrides):
-    return {spec.name: spec.default for spec in PARAMETERS} | overrides
+    return {spec.name: spec.plain_default for spec in PARAMETERS} | overrides
 
 
 def test_default_parameters_are_valid_and_map_to_the_pipeline():
-    settings = settings_from_parameters(defaults(seed=-1, threshold=-0.9, publish_full_frame=True))
+    settings = settings_from_parameters(defaults(seed=-1, threshold=-0.9, full_frame=True))
     assert settings.model is None and settings.pipeline.seed is None and settings.pipeline.threshold == -0.9
     assert settings.pipeline.full_frame and settings.outputs.full_frame
     assert settings_from_parameters(defaults()).pipeline.threshold is None
@@ -126,11 +127,11 @@ def test_default_parameters_are_valid_and_map_to_the_pipeline():
 
 def test_every_parameter_has_a_description_and_ranged_numbers():
     for spec in PARAMETERS:
-        descriptor = spec.descriptor()
-        assert descriptor.description.startswith(spec.description), spec.name
-        if isinstance(spec.default, float) and not isinstance(spec.default, bool):
+        descriptor = parameter_descriptor(spec)
+        assert descriptor.description.startswith(spec.help), spec.name
+        if spec.kind is float:
             assert descriptor.floating_point_range, spec.name
-        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        if spec.kind is int:
             assert descriptor.integer_range or descriptor.floating_point_range, spec.name
 
 

@@ -78,7 +78,7 @@ def test_parameters_yaml_lists_every_parameter_at_its_default():
     values = document["/**"]["ros__parameters"]
     assert set(values) == set(PARAMETERS_BY_NAME)
     for name, value in values.items():
-        default = PARAMETERS_BY_NAME[name].default
+        default = PARAMETERS_BY_NAME[name].plain_default
         assert type(value) is type(default) and value == default, name
     settings_from_parameters(values)
 
@@ -122,3 +122,35 @@ def test_package_xml_declares_the_runtime_dependencies():
     test_depends = {e.text for e in root.iter("test_depend")}
     assert {"ament_copyright", "ament_flake8", "ament_pep257", "python3-pytest"} <= test_depends
     assert (REPO / "resource" / "rgbd_fusion_ros").is_file()
+
+
+def test_launch_arguments_that_set_parameters_default_to_the_declared_values():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    defaults = {
+        ast.literal_eval(c.args[0]): ast.literal_eval(keyword(c, "default_value"))
+        for c in calls(tree, "DeclareLaunchArgument")
+        if isinstance(keyword(c, "default_value"), ast.Constant)
+    }
+    (node,) = calls(tree, "LifecycleNode")
+    for item in keyword(node, "parameters").elts:
+        if not isinstance(item, ast.Dict):
+            continue
+        for key, value in zip(item.keys, item.values):
+            name, argument = ast.literal_eval(key), ast.literal_eval(value.args[0])
+            declared = PARAMETERS_BY_NAME[name].plain_default
+            expected = str(declared).lower() if isinstance(declared, bool) else str(declared)
+            assert defaults[argument] == expected, f"launch argument {argument!r} != parameter {name!r} default"
+
+
+def test_ros_parameters_carry_every_pipeline_setting_as_declared():
+    from rgbd_fusion_core.inference.pipeline_io import MODEL_SOURCE_SETTINGS, PIPELINE_SETTINGS
+
+    for spec in (*MODEL_SOURCE_SETTINGS, *PIPELINE_SETTINGS):
+        ros = PARAMETERS_BY_NAME[spec.name]
+        assert (ros.plain_default, ros.value_range, ros.live, ros.help) == (
+            spec.plain_default,
+            spec.value_range,
+            spec.live,
+            spec.help,
+        ), spec.name
+        assert set(ros.choices or ()) <= set(spec.choices or ()), spec.name

@@ -8,9 +8,10 @@ import torch
 
 from rgbd_fusion_core.cli.main import main
 from rgbd_fusion_core.config import load_stage_config
-from rgbd_fusion_core.export.onnx_export import example_inputs, export_stages, load_exported_stage
+from rgbd_fusion_core.export.onnx_export import example_inputs, export_stages
+from rgbd_fusion_core.inference.backends import make_backend
 from rgbd_fusion_core.models import build_denoiser
-from rgbd_fusion_core.runtime import make_backend
+from rgbd_fusion_core.runtime.graph_contract import load_exported_stage
 from rgbd_fusion_core.runtime.tensorrt_backend import (
     NO_GPU,
     EngineSettings,

@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rgbd_fusion_core.checkpoint import CheckpointError, load_stage_model, load_training_state, save_stage_model
 from rgbd_fusion_core.config import load_stage_config
 from rgbd_fusion_core.data.dataset import RGBDDataset
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
+from rgbd_fusion_core.models.checkpoint import CheckpointError, load_stage_model, load_training_state, save_stage_model
 from rgbd_fusion_core.training.trainer import train
 
 

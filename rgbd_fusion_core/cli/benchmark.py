@@ -17,8 +17,8 @@ def run(args) -> int:
 
     import torch
 
-    from rgbd_fusion_core.atomic import write_text_atomic
-    from rgbd_fusion_core.benchmark import benchmark, bundled_frames
+    from rgbd_fusion_core.apps.benchmark import benchmark, bundled_frames
+    from rgbd_fusion_core.io.atomic import write_text_atomic
 
     if args.threads:
         torch.set_num_threads(args.threads)

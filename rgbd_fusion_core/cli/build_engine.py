@@ -14,7 +14,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from rgbd_fusion_core.export.onnx_export import load_exported_stage, read_export_metadata
+    from rgbd_fusion_core.runtime.graph_contract import load_exported_stage, read_export_metadata
     from rgbd_fusion_core.runtime.tensorrt_backend import EngineSettings, build_engine
 
     settings = EngineSettings(

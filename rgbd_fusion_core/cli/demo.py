@@ -27,34 +27,20 @@ def run(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from rgbd_fusion_core.atomic import write_text_atomic
+    from rgbd_fusion_core.apps.demo_run import BUNDLED_FRAMES, run_demo
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
-    from rgbd_fusion_core.demo_run import BUNDLED_FRAMES, run_demo
+    from rgbd_fusion_core.io.atomic import write_text_atomic
 
     pipeline = pipeline_from_args(args)
     with tempfile.TemporaryDirectory() as scratch:
         if args.synthetic:
-            from rgbd_fusion_core.cli.main import main as cli
+            from rgbd_fusion_core.synth.generate import GeneratorConfig, generate
 
             data, split = Path(scratch) / "synthetic", "all"
             seed = args.seed if args.seed is not None and args.seed >= 0 else 0
-            code = cli(
-                [
-                    "make-dataset",
-                    "--out",
-                    str(data),
-                    "--subjects",
-                    str(args.synthetic),
-                    "--views-per-subject",
-                    "1",
-                    "--seed",
-                    str(1000 + seed),
-                    "--workers",
-                    "1",
-                ]
+            generate(
+                GeneratorConfig(out=data, subjects=args.synthetic, views_per_subject=1, seed=1000 + seed, workers=1)
             )
-            if code:
-                return code
         else:
             data, split = (Path(args.data), "test") if args.data else (BUNDLED_FRAMES, "all")
         report = run_demo(pipeline, data, split, Path(args.out), limit=args.limit)

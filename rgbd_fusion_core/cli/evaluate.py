@@ -43,8 +43,8 @@ def run(args) -> int:
 
     import torch
 
-    from rgbd_fusion_core.atomic import write_text_atomic
     from rgbd_fusion_core.evaluation.evaluate import evaluate
+    from rgbd_fusion_core.io.atomic import write_text_atomic
 
     if args.threads:
         torch.set_num_threads(args.threads)

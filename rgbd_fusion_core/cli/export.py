@@ -17,7 +17,7 @@ def stage_sources(args) -> dict[int, str]:
     """{stage: model path} from --model or --stage1/--stage2."""
     from pathlib import Path
 
-    from rgbd_fusion_core.model_files import resolve_model_dir
+    from rgbd_fusion_core.models.model_files import resolve_model_dir
 
     if args.model and (args.stage1 or args.stage2):
         raise ValueError("give either --model or --stage1/--stage2, not both")
@@ -32,8 +32,9 @@ def stage_sources(args) -> dict[int, str]:
 def run(args) -> int:
     import time
 
-    from rgbd_fusion_core.checkpoint import load_stage_model
-    from rgbd_fusion_core.export.onnx_export import export_stages, read_export_metadata
+    from rgbd_fusion_core.export.onnx_export import export_stages
+    from rgbd_fusion_core.models.checkpoint import load_stage_model
+    from rgbd_fusion_core.runtime.graph_contract import read_export_metadata
 
     stages = {}
     for stage, path in stage_sources(args).items():

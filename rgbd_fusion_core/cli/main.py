@@ -1,7 +1,9 @@
 """The ``rgbd-fusion`` command: one subcommand per module, imported only when it runs.
 
 Each subcommand module defines ``HELP`` (one line), ``configure(parser)`` (adds its flags, each with help
-text; imports nothing heavy) and ``run(args) -> int`` (does the work; heavy imports go inside).
+text; imports nothing heavy) and ``run(args) -> int`` (does the work; heavy imports go inside). Other installed
+packages add subcommands through the ``rgbd_fusion.commands`` entry-point group (the ROS package adds ``bag``),
+so the core never names them.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
-from rgbd_fusion_core.threads import prefer_passive_omp_wait
+from rgbd_fusion_core.apps.threads import prefer_passive_omp_wait
 
 SUBCOMMANDS = {
     "make-dataset": "rgbd_fusion_core.cli.make_dataset",
@@ -23,9 +26,16 @@ SUBCOMMANDS = {
     "build-engine": "rgbd_fusion_core.cli.build_engine",
     "benchmark": "rgbd_fusion_core.cli.benchmark",
     "pack-model": "rgbd_fusion_core.cli.pack_model",
-    # The bag tool lives with the ROS package but needs no ROS installation (rosbags only).
-    "bag": "rgbd_fusion_ros.bag_tool",
 }
+PLUGIN_GROUP = "rgbd_fusion.commands"
+
+
+def subcommand_modules() -> dict[str, object]:
+    """Subcommand name -> its module: the core's own, then those other packages register."""
+    modules = {name: importlib.import_module(module_name) for name, module_name in SUBCOMMANDS.items()}
+    for entry in entry_points(group=PLUGIN_GROUP):
+        modules.setdefault(entry.name, entry.load())
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Metric depth and point clouds of people from one RGB image (RGB-D-Fusion, arXiv 2307.15988).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
+    for name, module in subcommand_modules().items():
         sub_parser = sub.add_parser(
             name, help=module.HELP, description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter
         )
@@ -51,13 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    return run_command(f"rgbd-fusion {args.command}", args._run, args)
+
+
+def run_command(name: str, run, args: argparse.Namespace) -> int:
+    """``run(args)`` with the errors a user can cause reported in one line (exit 1), Ctrl-C as 130."""
     try:
-        return int(args._run(args) or 0)
+        return int(run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        print(f"rgbd-fusion {args.command}: error: {error}", file=sys.stderr)
+        print(f"{name}: error: {error}", file=sys.stderr)
         return 1
 
 

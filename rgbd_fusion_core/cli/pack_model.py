@@ -10,7 +10,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from rgbd_fusion_core.model_files import write_model_folder
+    from rgbd_fusion_core.models.model_files import write_model_folder
 
     manifest = write_model_folder(args.stage1, args.stage2, args.out)
     for name, digest in manifest["sha256"].items():

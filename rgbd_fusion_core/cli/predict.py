@@ -19,7 +19,6 @@ def configure(parser):
         default=None,
         help="intrinsics YAML/JSON (ROS camera_info YAML, K, or fx/fy/cx/cy); default: 60 deg FOV guess",
     )
-    parser.add_argument("--full-frame", action="store_true", help="also write depth pasted back into the input frame")
     parser.add_argument("--out", required=True, help="output folder")
     add_pipeline_arguments(parser)
 
@@ -27,11 +26,11 @@ def configure(parser):
 def run(args) -> int:
     from pathlib import Path
 
-    from rgbd_fusion_core.camera_file import default_intrinsics, read_camera_file
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
-    from rgbd_fusion_core.imageio import read_depth_m, read_mask, read_rgb
-    from rgbd_fusion_core.pipeline_io import Frame
-    from rgbd_fusion_core.result_files import write_result
+    from rgbd_fusion_core.inference.pipeline_io import Frame
+    from rgbd_fusion_core.io.camera_file import default_intrinsics, read_camera_file
+    from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
+    from rgbd_fusion_core.io.result_files import write_result
 
     rgb = read_rgb(args.image)
     h, w = rgb.shape[:2]
@@ -45,7 +44,7 @@ def run(args) -> int:
     depth = None
     if args.depth:
         depth = read_depth_m(args.depth, unit="mm" if Path(args.depth).suffix.lower() == ".png" else "m")
-    pipeline = pipeline_from_args(args, full_frame=args.full_frame)
+    pipeline = pipeline_from_args(args)
     result = pipeline(Frame(rgb=rgb, K=K, mask=mask, roi=roi, sensor_depth=depth))
     summary, _ = write_result(args.out, result)
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from rgbd_fusion_core.data.format import read_index
-    from rgbd_fusion_core.imageio import colorize_depth, read_depth_m, read_rgb, write_rgb
+    from rgbd_fusion_core.io.imageio import colorize_depth, read_depth_m, read_rgb, write_rgb
 
     if args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rgbd_fusion_core.camera import scale_intrinsics
-from rgbd_fusion_core.conditioning import rgb_to_network
-from rgbd_fusion_core.crop import resize_area
 from rgbd_fusion_core.data.format import SampleEntry, read_index
-from rgbd_fusion_core.depth_space import DepthSpace, reference_depth
-from rgbd_fusion_core.imageio import read_depth_m, read_mask, read_rgb
+from rgbd_fusion_core.geometry.camera import scale_intrinsics
+from rgbd_fusion_core.geometry.conditioning import rgb_to_network
+from rgbd_fusion_core.geometry.crop import resize_area
+from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
+from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
 
 HIGH_RES = 256
 LOW_RES = 64

@@ -19,7 +19,7 @@ Layout written by ``rgbd-fusion make-dataset`` (any layout works as long as the 
                   "K": {"256": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "64": [[...]]}}],
      "generator": {...}}                  # optional: how the set was made
 
-Intrinsics are pinhole, pixel centres at integer coordinates (see ``rgbd_fusion_core.camera``), depth is z along
+Intrinsics are pinhole, pixel centres at integer coordinates (see ``geometry/camera.py``), depth is z along
 the optical axis. Reading validates the structure and that every listed file exists; pixel checks happen when a
 sample is loaded.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbd_fusion_core.atomic import write_bytes_atomic
+from rgbd_fusion_core.io.atomic import write_bytes_atomic
 
 FORMAT_NAME = "rgbd-fusion-dataset"
 FORMAT_VERSION = 1

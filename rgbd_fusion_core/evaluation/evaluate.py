@@ -2,7 +2,9 @@
 fed by stage 1), with every metric of DESIGN.md section 4, on a dataset split.
 
 Metric depth uses the ground-truth reference depth z_ref of each sample (the networks predict shape relative to
-z_ref; how z_ref is found at inference is the Pipeline's job and tested there).
+z_ref; how z_ref is found at inference is the Pipeline's job and tested there). The stages run through the
+Pipeline's own network-space path (``Pipeline.stage1_depth`` / ``stage2_depth``), so what is scored is what
+inference does.
 """
 
 from __future__ import annotations
@@ -10,52 +12,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from rgbd_fusion_core.camera import backproject
-from rgbd_fusion_core.checkpoint import load_stage_model
-from rgbd_fusion_core.conditioning import stage2_condition
-from rgbd_fusion_core.config import AugmentConfig, SamplerConfig
+from rgbd_fusion_core.config import AugmentConfig
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
-from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
 from rgbd_fusion_core.evaluation.flops import denoiser_gflop
-from rgbd_fusion_core.evaluation.metrics import chamfer_distance_mm, metric_depth_metrics, paper_metrics
-
-
-class Accumulator:
-    """Collects per-sample metric tensors and reports their means (NaN-aware)."""
-
-    def __init__(self):
-        self.values: dict[str, list[float]] = {}
-
-    def add(self, metrics: dict) -> None:
-        for key, value in metrics.items():
-            self.values.setdefault(key, []).extend(torch.as_tensor(value).flatten().tolist())
-
-    def means(self) -> dict:
-        out = {}
-        for key, values in self.values.items():
-            finite = [v for v in values if np.isfinite(v)]
-            out[key] = float(np.mean(finite)) if finite else float("nan")
-        return out
-
-
-def score(pred: torch.Tensor, truth: torch.Tensor, z_ref: torch.Tensor, K: torch.Tensor, space) -> dict:
-    """All per-sample metrics for (B, 1, H, W) network-space predictions against the truth."""
-    metrics = paper_metrics(pred, truth, space)
-    metrics["iou"] = metrics["iou@-0.95"]
-    zr = z_ref.view(-1, 1, 1, 1)
-    pred_m, truth_m = space.to_metres(space.clean(pred), zr), space.to_metres(truth, zr)
-    metrics.update(metric_depth_metrics(pred_m, truth_m))
-    chamfer = []
-    for p, t, k in zip(pred_m[:, 0].numpy(), truth_m[:, 0].numpy(), K.numpy()):
-        chamfer.append(
-            chamfer_distance_mm(torch.from_numpy(backproject(p, k)[0]), torch.from_numpy(backproject(t, k)[0]))
-        )
-    metrics["chamfer_mm"] = torch.tensor(chamfer)
-    return metrics
+from rgbd_fusion_core.evaluation.scores import Accumulator, score
+from rgbd_fusion_core.geometry.conditioning import stage2_condition
+from rgbd_fusion_core.inference.backends import make_backend
+from rgbd_fusion_core.inference.pipeline import Pipeline, Stage
+from rgbd_fusion_core.inference.pipeline_io import PipelineConfig
+from rgbd_fusion_core.models.checkpoint import load_stage_model
 
 
 def evaluate(
@@ -84,8 +52,12 @@ def evaluate(
     if limit:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
     steps = {1: steps1 or config1.sampler.steps, 2: steps2 or (stages[2][0].sampler.steps if 2 in stages else 0)}
-    diffusions = {s: GaussianDiffusion(c.diffusion) for s, (c, _) in stages.items()}
-    samplers = {s: make_sampler(SamplerConfig(name=sampler, steps=steps[s]), diffusions[s]) for s in stages}
+    ready = {
+        s: Stage(c, make_backend("torch", c, m, "cpu", channels_last=False), GaussianDiffusion(c.diffusion))
+        for s, (c, m) in stages.items()
+    }
+    settings = PipelineConfig(sampler1=sampler, steps1=steps[1], sampler2=sampler, steps2=steps[2] or 1)
+    pipeline = Pipeline(ready[1], ready[2], settings) if 2 in stages else None
     sections = {"stage1": Accumulator()}
     if 2 in stages:
         sections.update(stage2_gt_low=Accumulator(), end_to_end=Accumulator())
@@ -96,7 +68,11 @@ def evaluate(
     for batch in DataLoader(dataset, batch_size=batch_size):
         b = batch["rgb64"].shape[0]
         started = time.perf_counter()
-        pred64 = sample(model1, samplers[1], batch["rgb64"], (b, 1, 64, 64), generator=generator)
+        noise64 = torch.randn((b, 1, 64, 64), generator=generator)
+        if pipeline is not None:
+            pred64 = pipeline.stage1_depth(batch["rgb64"], noise64)
+        else:
+            pred64 = ready[1].sample(batch["rgb64"], sampler, steps[1], noise64)
         seconds["stage1"] += time.perf_counter() - started
         sections["stage1"].add(score(pred64, batch["depth64"], batch["z_ref"], batch["K64"], space))
         if 2 not in stages:
@@ -104,14 +80,14 @@ def evaluate(
         res = stages[2][0].resolution
         low = batch["depth64"]
         if cond_noise > 0:
-            from rgbd_fusion_core.augment import augment_depth
+            from rgbd_fusion_core.training.augment import augment_depth
 
             fixed = AugmentConfig(enabled=True, sigma_min=cond_noise, sigma_max=cond_noise, probability=1.0)
             low = augment_depth(low, fixed, space.threshold, generator)
-        for name, depth_low in (("stage2_gt_low", low), ("end_to_end", space.clean(pred64))):
+        for name, depth_low in (("stage2_gt_low", low), ("end_to_end", pred64)):
             started = time.perf_counter()
-            cond = stage2_condition(batch[f"rgb{res}"], depth_low)
-            pred = sample(stages[2][1], samplers[2], cond, (b, 1, res, res), generator=generator)
+            noise = torch.randn((b, 1, res, res), generator=generator)
+            pred = pipeline.stage2_depth(batch[f"rgb{res}"], depth_low, noise)
             seconds[name] += time.perf_counter() - started
             sections[name].add(score(pred, batch[f"depth{res}"], batch["z_ref"], batch[f"K{res}"], space))
             if name == "end_to_end" and figure is not None and len(figure_rows) < 8:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from rgbd_fusion_core.conditioning import rgb_from_network
-from rgbd_fusion_core.imageio import colorize_depth, write_rgb
+from rgbd_fusion_core.geometry.conditioning import rgb_from_network
+from rgbd_fusion_core.io.imageio import colorize_depth, write_rgb
 
 
 def error_image(error_m: np.ndarray, max_m: float = 0.05) -> np.ndarray:

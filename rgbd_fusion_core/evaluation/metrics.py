@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rgbd_fusion_core.depth_space import DepthSpace
+from rgbd_fusion_core.geometry.depth_space import DepthSpace
 
 
 def paper_metrics(pred: torch.Tensor, truth: torch.Tensor, space: DepthSpace, thresholds=(-0.95, -0.9)) -> dict:

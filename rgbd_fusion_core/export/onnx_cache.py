@@ -16,13 +16,8 @@ import torch
 from torch import nn
 
 from rgbd_fusion_core.config import StageConfig, to_dict
-from rgbd_fusion_core.export.onnx_export import (
-    DEFAULT_OPSET,
-    ExportedStage,
-    ExportError,
-    export_stages,
-    load_exported_stage,
-)
+from rgbd_fusion_core.export.onnx_export import DEFAULT_OPSET, export_stages
+from rgbd_fusion_core.runtime.graph_contract import ExportedStage, ExportError, load_exported_stage
 
 
 def cache_root() -> Path:

@@ -1,16 +1,6 @@
 """Per-stage denoiser ONNX export (dynamic batch, fixed H/W) with a metadata file the runtimes read.
 
-An *export folder* holds ``stage1.onnx`` and/or ``stage2.onnx`` plus ``export.json``::
-
-    {"format": "rgbd-fusion-onnx", "version": 1, "opset": 17, "exporter": "...",
-     "stages": {"stage1": {"onnx": "stage1.onnx", "sha256": "...", "config": {StageConfig},
-                           "inputs": {"x_t": ["batch", 1, 64, 64], "t": ["batch"], "cond": ["batch", 3, 64, 64]},
-                           "outputs": {"prediction": ["batch", C_out, 64, 64]}, "source": "...",
-                           "parity_max_abs_error": 1.4e-07}}}
-
-Graph contract: inputs ``x_t`` (B, C_in, H, W) float32, ``t`` (B,) float32 timestep indices, ``cond``
-(B, C_cond, H, W) float32; output ``prediction`` (B, C_out, H, W) float32; B is dynamic, H = W = the stage's
-resolution.
+The folder layout and graph contract live in ``rgbd_fusion_core.runtime.graph_contract``.
 
 Exporter and opset: torch's TorchScript-based exporter (``dynamo=False``) at opset 17, which ONNX Runtime and
 TensorRT >= 8.6 parse. It is deprecated since torch 2.9 (still present in 2.13) but was chosen over the
@@ -25,49 +15,29 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from rgbd_fusion_core.atomic import atomic_path, write_text_atomic
-from rgbd_fusion_core.checkpoint import sha256_file
-from rgbd_fusion_core.config import StageConfig, stage_config_from_dict, to_dict
+from rgbd_fusion_core.config import StageConfig, to_dict
+from rgbd_fusion_core.io.atomic import atomic_path, write_text_atomic
+from rgbd_fusion_core.io.hashing import sha256_file
+from rgbd_fusion_core.runtime.graph_contract import (
+    FORMAT,
+    INPUT_NAMES,
+    METADATA,
+    OUTPUT_NAME,
+    VERSION,
+    ExportError,
+    read_export_metadata,
+    stage_shapes,
+)
 
-FORMAT = "rgbd-fusion-onnx"
-VERSION = 1
-METADATA = "export.json"
 DEFAULT_OPSET = 17
 MIN_OPSET = 14  # scaled_dot_product_attention
-INPUT_NAMES = ("x_t", "t", "cond")
-OUTPUT_NAME = "prediction"
 PARITY_TOLERANCE = 1e-4  # max abs error, fp32, ONNX Runtime vs torch
 EXPORT_BATCH = 2  # example batch for tracing (a batch of 1 invites the tracer to fold the batch axis away)
-
-
-class ExportError(RuntimeError):
-    """An export folder that is missing, corrupt, or inconsistent with what is asked of it."""
-
-
-@dataclass(frozen=True)
-class ExportedStage:
-    """One stage of an export folder: its config and the path of its verified ONNX file."""
-
-    config: StageConfig
-    onnx_path: Path
-    sha256: str
-
-
-def stage_shapes(config: StageConfig) -> dict[str, list]:
-    """Graph input/output shapes of a stage, batch axis named "batch"."""
-    model, size = config.model, config.resolution
-    return {
-        "x_t": ["batch", model.in_channels, size, size],
-        "t": ["batch"],
-        "cond": ["batch", model.cond_channels, size, size],
-        OUTPUT_NAME: ["batch", model.out_channels, size, size],
-    }
 
 
 def example_inputs(config: StageConfig, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -184,32 +154,3 @@ def export_stages(
     metadata_path = out_dir / METADATA
     write_text_atomic(metadata_path, json.dumps(metadata, indent=2) + "\n")
     return metadata_path
-
-
-def read_export_metadata(folder: str | Path) -> dict:
-    path = Path(folder) / METADATA
-    if not path.exists():
-        raise ExportError(f"not an export folder: {path} is missing (run `rgbd-fusion export` first)")
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ExportError(f"{path}: corrupt export metadata ({error})") from error
-    if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
-        raise ExportError(f"{path}: not an rgbd-fusion export (format {metadata.get('format')!r})")
-    return metadata
-
-
-def load_exported_stage(folder: str | Path, stage: int, check_hash: bool = True) -> ExportedStage:
-    """The config and ONNX path of one stage of an export folder; the ONNX's sha256 is checked by default."""
-    folder = Path(folder)
-    metadata = read_export_metadata(folder)
-    entry = metadata["stages"].get(f"stage{stage}")
-    if entry is None:
-        raise ExportError(f"{folder / METADATA}: has no stage {stage} (stages: {sorted(metadata['stages'])})")
-    onnx_path = folder / entry["onnx"]
-    if not onnx_path.exists():
-        raise ExportError(f"{onnx_path}: listed in {METADATA} but missing")
-    if check_hash and sha256_file(onnx_path) != entry["sha256"]:
-        raise ExportError(f"{onnx_path}: corrupt or modified (sha256 differs from {METADATA}); export again")
-    config = stage_config_from_dict(entry["config"], f"{folder / METADATA}:stage{stage}")
-    return ExportedStage(config, onnx_path, entry["sha256"])

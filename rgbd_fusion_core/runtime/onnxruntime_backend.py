@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rgbd_fusion_core.export.onnx_export import INPUT_NAMES, OUTPUT_NAME
+from rgbd_fusion_core.runtime.graph_contract import INPUT_NAMES, OUTPUT_NAME
 
 
 def physical_core_count() -> int:

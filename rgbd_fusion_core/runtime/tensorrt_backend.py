@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from rgbd_fusion_core.atomic import write_bytes_atomic, write_text_atomic
-from rgbd_fusion_core.checkpoint import sha256_file
-from rgbd_fusion_core.export.onnx_export import INPUT_NAMES, OUTPUT_NAME
+from rgbd_fusion_core.io.atomic import write_bytes_atomic, write_text_atomic
+from rgbd_fusion_core.io.hashing import sha256_file
+from rgbd_fusion_core.runtime.graph_contract import INPUT_NAMES, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 NO_GPU = "TensorRT needs an NVIDIA GPU; none here"

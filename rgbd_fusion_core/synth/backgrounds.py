@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rgbd_fusion_core.imageio import read_rgb
+from rgbd_fusion_core.io.imageio import read_rgb
 
 KINDS = ("none", "solid", "gradient", "noise", "mixed")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

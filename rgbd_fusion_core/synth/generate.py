@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rgbd_fusion_core.atomic import write_bytes_atomic
-from rgbd_fusion_core.camera import scale_intrinsics
 from rgbd_fusion_core.data.format import DatasetIndex, SampleEntry, sample_relpaths, split_subjects, write_index
-from rgbd_fusion_core.imageio import write_depth_mm, write_mask, write_rgb
+from rgbd_fusion_core.geometry.camera import scale_intrinsics
+from rgbd_fusion_core.io.atomic import write_bytes_atomic
+from rgbd_fusion_core.io.imageio import write_depth_mm, write_mask, write_rgb
 
 GENERATOR_VERSION = 2
 LOW_RES_FACTOR = 4

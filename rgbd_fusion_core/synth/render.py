@@ -1,6 +1,6 @@
 """Rasterise triangle meshes with exact metric z-depth: moderngl on an EGL context (Mesa llvmpipe, no GPU needed).
 
-The camera is a pinhole in the optical frame (x right, y down, z forward; see ``rgbd_fusion_core.camera``);
+The camera is a pinhole in the optical frame (x right, y down, z forward; see ``rgbd_fusion_core.geometry.camera``);
 meshes are given in that frame, in metres. Each pixel gets the z of the nearest surface (perspective-correct
 interpolation of camera z, so a plane is exact up to float32), a Lambertian shade (ambient plus one directional
 light) of the per-vertex albedo, and coverage. One EGL context per process (several contexts in one process

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rgbd_fusion_core.camera import intrinsics, look_at
+from rgbd_fusion_core.geometry.camera import intrinsics, look_at
 from rgbd_fusion_core.synth.render import Lighting
 
 FILL_RANGE = (0.70, 0.95)

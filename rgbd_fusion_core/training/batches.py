@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from rgbd_fusion_core.augment import augment_depth
-from rgbd_fusion_core.conditioning import stage2_condition
 from rgbd_fusion_core.config import StageConfig
+from rgbd_fusion_core.geometry.conditioning import stage2_condition
+from rgbd_fusion_core.training.augment import augment_depth
 
 
 def epoch_batches(num_samples: int, batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1):

@@ -20,7 +20,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from rgbd_fusion_core.checkpoint import (
+from rgbd_fusion_core.config import StageConfig, stage_config_from_dict, to_dict
+from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
+from rgbd_fusion_core.models import build_denoiser, count_parameters
+from rgbd_fusion_core.models.checkpoint import (
     RUN_MODEL,
     TRAINING_STATE,
     CheckpointError,
@@ -29,11 +32,9 @@ from rgbd_fusion_core.checkpoint import (
     save_stage_model,
     save_training_state,
 )
-from rgbd_fusion_core.config import StageConfig, stage_config_from_dict, to_dict
-from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
-from rgbd_fusion_core.models import build_denoiser, count_parameters
+from rgbd_fusion_core.runtime.device import resolve_device
 from rgbd_fusion_core.training.batches import epoch_batches, training_pair
-from rgbd_fusion_core.training.distributed import init_distributed, resolve_device
+from rgbd_fusion_core.training.distributed import init_distributed
 from rgbd_fusion_core.training.ema import EMA
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rgbd_fusion_core.imageio import colorize_depth
-from rgbd_fusion_core.pipeline_io import PipelineResult
+from rgbd_fusion_core.inference.pipeline_io import PipelineResult
+from rgbd_fusion_core.io.imageio import colorize_depth
 
 
 def pointcloud_view(

@@ -7,7 +7,6 @@ so it rebuilds its own denoiser. A *model folder* holds ``stage1.safetensors`` a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rgbd_fusion_core.atomic import atomic_path
 from rgbd_fusion_core.config import StageConfig, stage_config_from_dict, to_dict
+from rgbd_fusion_core.io.atomic import atomic_path
 from rgbd_fusion_core.models import build_denoiser
 
 FORMAT = "rgbd-fusion-stage"
@@ -101,11 +100,3 @@ def load_training_state(path: str | Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt pickles/zips
         raise CheckpointError(f"{path}: corrupt or unreadable training checkpoint ({error})") from error
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rgbd_fusion_core.depth_space import reference_depth
-from rgbd_fusion_core.evaluation.evaluate import Accumulator, score
-from rgbd_fusion_core.imageio import read_depth_m, read_rgb, write_rgb
-from rgbd_fusion_core.pipeline import Pipeline
-from rgbd_fusion_core.pipeline_io import Frame
-from rgbd_fusion_core.result_files import write_result
+from rgbd_fusion_core.evaluation.scores import Accumulator, score
+from rgbd_fusion_core.geometry.depth_space import reference_depth
+from rgbd_fusion_core.inference.pipeline import Pipeline
+from rgbd_fusion_core.inference.pipeline_io import Frame
+from rgbd_fusion_core.io.imageio import read_depth_m, read_rgb, write_rgb
+from rgbd_fusion_core.io.result_files import write_result
 
-BUNDLED_FRAMES = Path(__file__).parent / "demo_frames"
+BUNDLED_FRAMES = Path(__file__).parents[1] / "demo_frames"
 
 
 def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int | None = None) -> dict:

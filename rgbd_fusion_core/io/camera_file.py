@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rgbd_fusion_core.camera import intrinsics
-from rgbd_fusion_core.frame_checks import check_intrinsics
+from rgbd_fusion_core.geometry.camera import intrinsics
+from rgbd_fusion_core.inference.frame_checks import check_intrinsics
 
 
 def read_camera_file(path: str | Path) -> np.ndarray:

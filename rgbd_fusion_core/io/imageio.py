@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbd_fusion_core.atomic import write_bytes_atomic
+from rgbd_fusion_core.io.atomic import write_bytes_atomic
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must be set before cv2 is imported
 import cv2  # noqa: E402

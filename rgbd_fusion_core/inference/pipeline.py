@@ -15,34 +15,44 @@ import cv2
 import numpy as np
 import torch
 
-from rgbd_fusion_core.camera import backproject, crop_intrinsics
-from rgbd_fusion_core.checkpoint import load_stage_model
-from rgbd_fusion_core.conditioning import rgb_to_network, stage2_condition
-from rgbd_fusion_core.config import SamplerConfig, StageConfig
-from rgbd_fusion_core.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
-from rgbd_fusion_core.depth_space import DepthSpace, reference_depth
+from rgbd_fusion_core.config import StageConfig
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
 from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
-from rgbd_fusion_core.frame_checks import check_frame, sensor_depth_metres
-from rgbd_fusion_core.model_files import resolve_model_dir
-from rgbd_fusion_core.pipeline_io import Frame, PipelineConfig, PipelineResult
-from rgbd_fusion_core.runtime import make_backend
-from rgbd_fusion_core.training.distributed import resolve_device
-
-LOW, HIGH = 64, 256
+from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics
+from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage2_condition
+from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
+from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
+from rgbd_fusion_core.inference.backends import make_backend
+from rgbd_fusion_core.inference.frame_checks import check_frame, sensor_depth_metres
+from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
+from rgbd_fusion_core.models.checkpoint import load_stage_model
+from rgbd_fusion_core.models.model_files import resolve_model_dir
+from rgbd_fusion_core.runtime.device import resolve_device
 
 
 @dataclasses.dataclass
 class Stage:
-    """One stage ready to sample: its config, diffusion and a denoiser ``(x_t, t, cond) -> prediction``."""
+    """One stage ready to sample: its config, diffusion and a denoiser ``(x_t, t, cond) -> prediction``.
+
+    Samplers follow the model's saved sampler config (spacing, eta); a caller chooses only name and steps.
+    """
 
     config: StageConfig
     denoiser: object
     diffusion: GaussianDiffusion
+    samplers: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution
 
     def sample(self, cond: torch.Tensor, sampler: str, steps: int, noise: torch.Tensor) -> torch.Tensor:
-        chosen = make_sampler(SamplerConfig(name=sampler, steps=steps), self.diffusion)
-        return sample(self.denoiser, chosen, cond, tuple(noise.shape), noise=noise)
+        """cond (B, C_cond, R, R), noise (B, 1, R, R) on the denoiser's device -> x_0 (B, 1, R, R) there."""
+        key = (sampler, steps)
+        if key not in self.samplers:
+            chosen = dataclasses.replace(self.config.sampler, name=sampler, steps=steps)
+            self.samplers[key] = make_sampler(chosen, self.diffusion)
+        return sample(self.denoiser, self.samplers[key], cond, tuple(noise.shape), noise=noise)
 
 
 class Pipeline:
@@ -96,6 +106,7 @@ class Pipeline:
     @torch.no_grad()
     def run(self, frames: list[Frame]) -> list[PipelineResult]:
         cfg, space, dev = self.config, self.space, self.device
+        low, high = self.stage1.resolution, self.stage2.resolution
         if not frames:
             return []
         timings: dict[str, float] = {}
@@ -113,34 +124,34 @@ class Pipeline:
         boxes = [self._crop_box(f) for f in frames]
 
         # 2. Cut and resize: RGB to 64 (stage 1) and 256 (stage 2, point colours); masks and sensor depth alike.
-        rgb_high = [resize_area(cut(f.rgb, b), HIGH) for f, b in zip(frames, boxes)]
-        rgb_low = [resize_area(cut(f.rgb, b), LOW) for f, b in zip(frames, boxes)]
-        K_high = [crop_intrinsics(f.K, b[0], b[1], b[2], HIGH) for f, b in zip(frames, boxes)]
-        K_low = [crop_intrinsics(f.K, b[0], b[1], b[2], LOW) for f, b in zip(frames, boxes)]
+        crops = [cut(f.rgb, b) for f, b in zip(frames, boxes)]
+        rgb_high = [resize_area(crop, high) for crop in crops]
+        rgb_low = [resize_area(crop, low) for crop in crops]
+        K_high = [crop_intrinsics(f.K, b[0], b[1], b[2], high) for f, b in zip(frames, boxes)]
+        K_low = [crop_intrinsics(f.K, b[0], b[1], b[2], low) for f, b in zip(frames, boxes)]
         lap("crop")
 
         # 3. Stage 1 (64x64 depth from RGB), or the sensor depth as the stage-2 condition.
         z_refs: list[float | None] = [None] * len(frames)
         sources: list[str] = [""] * len(frames)
-        depth_low = torch.empty(len(frames), 1, LOW, LOW)
+        depth_low = torch.empty(len(frames), 1, low, low, device=dev)
         sensor = [i for i, f in enumerate(frames) if f.sensor_depth is not None]
         predicted = [i for i, f in enumerate(frames) if f.sensor_depth is None]
         for i in sensor:
-            depth_low[i, 0], z_refs[i] = self._sensor_condition(frames[i], boxes[i])
+            depth_low[i, 0], z_refs[i] = self._sensor_condition(frames[i], boxes[i], low)
             sources[i] = "sensor"
         if predicted:
-            cond = rgb_to_network(np.stack([rgb_low[i] for i in predicted])).to(dev)
-            noise = self._noise(len(predicted), (1, LOW, LOW))
-            depth_low[predicted] = self.stage1.sample(cond, cfg.sampler1, cfg.steps1, noise).float().cpu()
+            rgb = rgb_to_network(np.stack([rgb_low[i] for i in predicted])).to(dev)
+            depth_low[predicted] = self.stage1_depth(rgb, self._noise(len(predicted), (1, low, low)))
         lap("stage1")
 
         # 4. Stage 2 (256x256 from RGB-D); several samples when uncertainty is asked for.
         samples = max(1, cfg.uncertainty_samples)
-        cond = stage2_condition(rgb_to_network(np.stack(rgb_high)), space.clean(depth_low)).to(dev)
-        cond = cond.repeat_interleave(samples, dim=0)
-        noise = self._noise(len(frames), (1, HIGH, HIGH), samples)
-        depth_high = self.stage2.sample(cond, cfg.sampler2, cfg.steps2, noise).float().cpu()
-        depth_high = depth_high.view(len(frames), samples, HIGH, HIGH)
+        rgb = rgb_to_network(np.stack(rgb_high)).to(dev).repeat_interleave(samples, dim=0)
+        noise = self._noise(len(frames), (1, high, high), samples)
+        depth_high = self.stage2_depth(rgb, depth_low.repeat_interleave(samples, dim=0), noise)
+        depth_high = depth_high.float().cpu().view(len(frames), samples, high, high)
+        depth_low = depth_low.float().cpu()
         lap("stage2")
 
         # 5. Metric scale: the reference depth, then network space -> metres; 6. point cloud; 7. full frame.
@@ -180,6 +191,17 @@ class Pipeline:
             result.timings_ms = {k: v / len(frames) for k, v in timings.items()}
         return results
 
+    # --- the two stages in network space (also what evaluation scores) ---------------------------------------
+    def stage1_depth(self, rgb_low: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """rgb_low (B, 3, r, r) in [-1, 1], noise (B, 1, r, r), both on the device -> (B, 1, r, r) network depth."""
+        return self.stage1.sample(rgb_low, self.config.sampler1, self.config.steps1, noise)
+
+    def stage2_depth(self, rgb_high: torch.Tensor, depth_low: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """rgb_high (B, 3, R, R) in [-1, 1], depth_low (B, 1, r, r) network depth (cleaned here: below the
+        threshold -> -1), noise (B, 1, R, R) -> (B, 1, R, R) network depth; all on the device."""
+        cond = stage2_condition(rgb_high, self.space.clean(depth_low))
+        return self.stage2.sample(cond, self.config.sampler2, self.config.steps2, noise)
+
     # ------------------------------------------------------------------------------------------------------
     def _crop_box(self, frame: Frame) -> tuple[int, int, int]:
         mode, margin = self.config.crop_mode, self.config.crop_margin
@@ -205,8 +227,8 @@ class Pipeline:
         per_frame = torch.randn((samples, *shape), generator=generator)
         return per_frame.repeat(frames, *([1] * len(shape))).to(self.device)
 
-    def _sensor_condition(self, frame: Frame, box) -> tuple[torch.Tensor, float]:
-        """Sensor depth in the crop -> (64x64 network-space depth, z_ref). The person is the mask when given,
+    def _sensor_condition(self, frame: Frame, box, size: int) -> tuple[torch.Tensor, float]:
+        """Sensor depth in the crop -> ((size, size) network-space depth, z_ref). The person is the mask when given,
         else the sensor pixels within the depth window around the median depth of the crop's central area."""
         depth = cut(sensor_depth_metres(frame.sensor_depth), box)
         mask = cut(frame.mask, box) > 0 if frame.mask is not None else None
@@ -215,8 +237,8 @@ class Pipeline:
             raise ValueError("sensor depth: no valid depth on the person inside the crop")
         if mask is None:
             mask = np.abs(depth - z_ref) < self.space.window_m / 2
-        low = resize_nearest(np.where(mask, depth, 0).astype(np.float32), LOW)
-        return torch.from_numpy(self.space.to_network(low, z_ref)), z_ref
+        low = resize_nearest(np.where(mask, depth, 0).astype(np.float32), size)
+        return torch.from_numpy(self.space.to_network(low, z_ref)).to(self.device), z_ref
 
     def _reference_depth(self, net_high: np.ndarray, K_high: np.ndarray) -> tuple[float, str]:
         """z_ref without a sensor: the human-height prior (the height in pixels of the largest connected

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from rgbd_fusion_core.evaluation.flops import denoiser_gflop
-from rgbd_fusion_core.pipeline import Pipeline
-from rgbd_fusion_core.pipeline_io import Frame
+from rgbd_fusion_core.inference.pipeline import Pipeline
+from rgbd_fusion_core.inference.pipeline_io import Frame
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -105,9 +105,9 @@ def benchmark(
 
 
 def bundled_frames(limit: int = 4) -> list[Frame]:
+    from rgbd_fusion_core.apps.demo_run import BUNDLED_FRAMES
     from rgbd_fusion_core.data.format import read_index
-    from rgbd_fusion_core.demo_run import BUNDLED_FRAMES
-    from rgbd_fusion_core.imageio import read_rgb
+    from rgbd_fusion_core.io.imageio import read_rgb
 
     index = read_index(BUNDLED_FRAMES)
     return [

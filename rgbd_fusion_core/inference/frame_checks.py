@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rgbd_fusion_core.pipeline_io import Frame
+from rgbd_fusion_core.inference.pipeline_io import Frame
 
 
 def check_intrinsics(K, where: str = "K") -> np.ndarray:

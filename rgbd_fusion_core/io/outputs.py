@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbd_fusion_core.atomic import write_bytes_atomic
+from rgbd_fusion_core.io.atomic import write_bytes_atomic
 
 MAX_DEPTH_MM = 65535
 
@@ -37,7 +37,7 @@ def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:
 
 def write_depth_png_mm(path: str | os.PathLike, depth_m: np.ndarray) -> Path:
     """(H, W) float metres -> 16-bit greyscale PNG in millimetres (0 = no depth). Returns the path."""
-    from rgbd_fusion_core.imageio import encode_png
+    from rgbd_fusion_core.io.imageio import encode_png
 
     write_bytes_atomic(path, encode_png(depth_to_millimetres(depth_m)))
     return Path(path)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rgbd_fusion_core.atomic import write_bytes_atomic, write_text_atomic
-from rgbd_fusion_core.checkpoint import CheckpointError, load_stage_model, sha256_file, stage_model_path
+from rgbd_fusion_core.io.atomic import write_bytes_atomic, write_text_atomic
+from rgbd_fusion_core.io.hashing import sha256_file
+from rgbd_fusion_core.models.checkpoint import CheckpointError, load_stage_model, stage_model_path
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL_DIR = Path(__file__).parents[1] / "weights"
 STAGE_FILES = ("stage1.safetensors", "stage2.safetensors")
 MANIFEST = "manifest.json"
 

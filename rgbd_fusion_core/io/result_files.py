@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbd_fusion_core.atomic import write_text_atomic
-from rgbd_fusion_core.imageio import write_rgb
-from rgbd_fusion_core.outputs import write_depth_npy, write_depth_png_mm, write_ply
-from rgbd_fusion_core.pipeline_io import PipelineResult
-from rgbd_fusion_core.visualize import result_figure
+from rgbd_fusion_core.inference.pipeline_io import PipelineResult
+from rgbd_fusion_core.io.atomic import write_text_atomic
+from rgbd_fusion_core.io.imageio import write_rgb
+from rgbd_fusion_core.io.outputs import write_depth_npy, write_depth_png_mm, write_ply
+from rgbd_fusion_core.io.visualize import result_figure
 
 
 def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -> tuple[dict, np.ndarray]:
