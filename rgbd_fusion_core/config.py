@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from rgbd_fusion_core.depth_space import DepthSpace
+from rgbd_fusion_core.geometry.depth_space import DepthSpace
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
