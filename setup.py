@@ -17,7 +17,8 @@ EXTRAS = {
     "bag": ["rosbags>=0.10"],
     # rclpy and messages from PyPI; in a ROS 2 workspace these come from the distribution instead
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-diagnostic-msgs", "rosbags>=0.10"],
-    "dev": ["pytest>=7", "ruff>=0.4"],
+    # scikit-image ships the astronaut photo the real-photo tests use
+    "dev": ["pytest>=7", "ruff>=0.4", "scikit-image>=0.21"],
 }
 # everything that runs without an NVIDIA GPU
 EXTRAS["all"] = sorted({req for name in ("synth", "train", "onnx", "bag", "ros") for req in EXTRAS[name]})
@@ -54,6 +55,10 @@ setup(
         "pyyaml>=6",
         "safetensors>=0.4",
         "tqdm>=4.60",
+        # the person finder: 0.10.21 is the last release whose wheel carries its models (later ones download them
+        # at run time); wheels for CPython 3.9-3.12 only, so on newer Pythons the finder is missing and
+        # person_source "auto" falls back to the centred crop with a warning
+        'mediapipe==0.10.21; python_version < "3.13"',
     ],
     extras_require=EXTRAS,
     entry_points={

@@ -134,6 +134,25 @@ def stage_config_from_dict(values: dict, where: str = "config") -> StageConfig:
     return _build(StageConfig, values, where)
 
 
+POSITIVE_TRAIN_FIELDS = ("steps", "batch_size", "checkpoint_every", "log_every")
+NON_NEGATIVE_TRAIN_FIELDS = ("warmup_steps", "crop_size", "num_workers", "grad_clip", "weight_decay")
+
+
+def check_train_config(train: TrainConfig, where: str = "train") -> TrainConfig:
+    """Refuse training settings that would train nothing or crash later: a ``ValueError`` naming the field."""
+    for name in POSITIVE_TRAIN_FIELDS + NON_NEGATIVE_TRAIN_FIELDS:
+        value = getattr(train, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where}.{name} must be a number, got {value!r}")
+        if name in POSITIVE_TRAIN_FIELDS and value < 1:
+            raise ValueError(f"{where}.{name} must be >= 1, got {value}")
+        if value < 0:
+            raise ValueError(f"{where}.{name} must be >= 0, got {value}")
+    if isinstance(train.lr, bool) or not isinstance(train.lr, int | float) or not train.lr > 0:
+        raise ValueError(f"{where}.lr must be a positive number, got {train.lr!r}")
+    return train
+
+
 def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -147,11 +166,23 @@ def load_stage_config(preset_or_path: str, stage: int) -> StageConfig:
             raise ValueError(f"unknown preset {preset_or_path!r}; available: {available_presets()}")
     elif not path.exists():
         raise FileNotFoundError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        problem = " ".join(str(error).split())  # one line: the parser's message with its line and column
+        raise ValueError(f"{path}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text (YAML) file ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping (stage1:/stage2: sections or one stage's keys)")
     key = f"stage{stage}"
     if key in data:
         data = data[key]
-    config = stage_config_from_dict(data, f"{path.name}:{key}")
+    try:
+        config = stage_config_from_dict(data, f"{path}: {key}")
+    except TypeError as error:  # a value of the wrong kind reaching a dataclass
+        raise ValueError(f"{path}: {key}: {error}") from None
+    check_train_config(config.train, f"{path}: {key}.train")
     if config.stage != stage:
         raise ValueError(f"{path}: config is for stage {config.stage}, but stage {stage} was requested")
     return config

@@ -83,6 +83,13 @@ def stamp_ns(header) -> int:
     return int(header.stamp.sec) * NS + int(header.stamp.nanosec)
 
 
+def storage_files(path: str | Path) -> str:
+    """The bag's storage file names (``x.mcap``, ``x_0.db3``), for messages about which file is damaged."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.suffix in (".mcap", ".db3"))
+    return ", ".join(str(p) for p in files) or str(path)
+
+
 def open_bag(path: str | Path):
     """An open ``rosbags.rosbag2.Reader``; unreadable bags raise ``RuntimeError`` naming the file and the cause."""
     from rosbags.rosbag2 import Reader, ReaderError
@@ -102,6 +109,11 @@ def open_bag(path: str | Path):
         raise RuntimeError(
             f"cannot read bag {path}: {error} (is it a rosbag2 folder? a truncated or corrupt bag may need "
             "`ros2 bag reindex` or re-recording)"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - a damaged file fails in the parser (UnicodeDecodeError, ...)
+        raise RuntimeError(
+            f"cannot read bag {path}: the storage file {storage_files(path)} is corrupt ({type(error).__name__}: "
+            f"{error}); a truncated or corrupt bag may need `ros2 bag reindex` or re-recording"
         ) from None
     return reader
 
@@ -241,7 +253,7 @@ def read_frames(
         except StopIteration:
             break
         except Exception as error:  # the bag itself is damaged: keep what was read
-            stats.read_error = f"{type(error).__name__}: {error}"
+            stats.read_error = f"{storage_files(reader.path)} is corrupt ({type(error).__name__}: {error})"
             break
         in_range = start_ns is None or log_time_ns >= start_ns
         role = role_of[connection.id]

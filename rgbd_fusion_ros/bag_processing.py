@@ -3,7 +3,9 @@
 The input is only read. The output is built in a hidden staging folder next to its final path and renamed
 when complete (``staged_directory``); an existing output is replaced only with ``overwrite``. Every output
 message carries the input image's header stamp and frame id, and the image's bag time. Frames that cannot be
-processed are skipped and counted by reason; the run fails only when no frame could be processed.
+processed are skipped and counted by reason; the run fails when no frame could be processed, and when frames
+were lost to a damaged bag (undecodable messages, a read error midway) unless ``allow_partial`` is set.
+Staging folders left beside the output by killed runs are removed, and reported, by the next run.
 No ROS installation needed (``rosbags``); heavy imports happen inside ``process_bag``.
 """
 
@@ -49,6 +51,7 @@ class BagJob:
     export_dir: Path | None = None
     overwrite: bool = False
     progress: bool = True
+    allow_partial: bool = False  # keep the output when frames were lost to a damaged bag
 
     def output_topic(self, name: str) -> str:
         """Relative output name (e.g. "depth/image") -> absolute bag topic under the prefix."""
@@ -64,10 +67,19 @@ class BagSummary:
     skipped: Counter = field(default_factory=Counter)
     corrupt_messages: Counter = field(default_factory=Counter)
     read_error: str | None = None
+    images_unread: int | None = None  # image messages the metadata lists but a read error left unread
     written: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
     output: Path | None = None
     export_dir: Path | None = None
+
+    def frames_lost(self) -> int:
+        """Frames lost to damage: undecodable image messages plus images a read error left unread."""
+        undecodable = sum(n for reason, n in self.skipped.items() if reason.startswith("image message cannot be"))
+        return undecodable + (self.images_unread or 0)
+
+    def damaged(self) -> bool:
+        return bool(self.read_error or self.corrupt_messages)
 
     def lines(self) -> list[str]:
         rate = self.processed / self.wall_s if self.wall_s > 0 else 0.0
@@ -81,6 +93,9 @@ class BagSummary:
         ]
         if self.read_error:
             lines.append(f"  the bag could not be read to its end: {self.read_error}")
+        if self.frames_lost():
+            unread = "" if self.images_unread is not None else " (and an unknown number not read)"
+            lines.append(f"  frames lost to a damaged bag: {self.frames_lost()}{unread}")
         if self.output:
             lines.append(f"wrote {self.output}:")
             lines += [f"  {topic}: {count} messages" for topic, count in sorted(self.written.items())]
@@ -199,6 +214,9 @@ class _BagRun:
             if isinstance(result, str):
                 self.summary.skipped[result] += 1
                 continue
+            if result.people_found == 0:  # nobody in view: nothing written for this frame
+                self.summary.skipped["nobody found in the frame"] += 1
+                continue
             header = copy_header(self.types, matched.image.header, self.job.frame_id)
             for name, message in build_outputs(self.types, result, header, self.job.output_options).items():
                 raw = self.typestore.serialize_cdr(message, OUTPUT_TOPICS[name])
@@ -210,10 +228,15 @@ class _BagRun:
         self.batch.clear()
 
 
+def _report_stale(path: Path) -> None:
+    print(f"removed {path}, the unfinished output of a run that was killed", file=sys.stderr)
+
+
 def process_bag(job: BagJob, pipeline) -> BagSummary:
     """Run ``pipeline`` over the bag described by ``job``; returns the summary. See the module docstring.
 
-    Raises RuntimeError (and leaves no output) when no frame could be processed.
+    Raises RuntimeError (and leaves no output) when no frame could be processed, or when the bag is damaged
+    (frames lost) and ``job.allow_partial`` is not set.
     """
     from tqdm import tqdm
 
@@ -238,10 +261,10 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
         if clashes:
             raise ValueError(f"output topics {sorted(clashes)} would clash with input topics; choose another --prefix")
 
-        bag_path = stack.enter_context(staged_directory(job.output, job.overwrite))
+        bag_path = stack.enter_context(staged_directory(job.output, job.overwrite, _report_stale))
         export = None
         if job.export_dir:
-            export_path = stack.enter_context(staged_directory(job.export_dir, job.overwrite))
+            export_path = stack.enter_context(staged_directory(job.export_dir, job.overwrite, _report_stale))
             export = stack.enter_context(ExportWriter(export_path))
         writer = stack.enter_context(OrderedBagWriter(bag_path, job.storage or _storage_of(job.input), typestore))
         run = _BagRun(job, pipeline, typestore, writer, export, summary)
@@ -280,9 +303,17 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
             summary.skipped[NOT_SELECTED] = stats.images_read - stats.images_selected
         summary.corrupt_messages = stats.corrupt_messages
         summary.read_error = stats.read_error
+        if stats.read_error and start_ns is None and end_ns is None:
+            listed = sum(c.msgcount for c in connections["image"])
+            summary.images_unread = max(listed - stats.images_read, 0)
         summary.wall_s = time.perf_counter() - began
         if summary.processed == 0:
             raise RuntimeError("no frame could be processed, nothing written:\n" + "\n".join(summary.lines()))
+        if summary.damaged() and not job.allow_partial:
+            raise RuntimeError(
+                f"the bag is damaged: {summary.frames_lost()} frame(s) lost, nothing written (--allow-partial "
+                f"writes the {summary.processed} processed):\n" + "\n".join(summary.lines())
+            )
         summary.written = writer.written  # the same Counter: complete once the writer has closed
     summary.output = job.output
     summary.export_dir = job.export_dir

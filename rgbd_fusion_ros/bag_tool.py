@@ -52,6 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage; None = the input's")
     parser.add_argument("--export-dir", type=Path, help="also write per-frame PNG/NPY/PLY files and index.csv here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (and export dir)")
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write what could be processed of a damaged bag (default: frames lost to damage fail the run)",
+    )
     add_pipeline_arguments(parser)
 
 
@@ -81,6 +86,7 @@ def job_from_args(args: argparse.Namespace) -> BagJob:
         use_alpha_as_mask=not args.ignore_alpha,
         export_dir=args.export_dir,
         overwrite=args.overwrite,
+        allow_partial=args.allow_partial,
     )
 
 
@@ -88,7 +94,7 @@ def load_pipeline(args: argparse.Namespace):
     """The inference ``Pipeline`` for the model, backend and sampling flags given."""
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
 
-    return pipeline_from_args(args)
+    return pipeline_from_args(args, video=True)
 
 
 @contextmanager

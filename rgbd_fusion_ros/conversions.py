@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from rgbd_fusion_core.inference.frame_checks import (
+    MAX_SENSOR_DEPTH_M,
+    MIN_SENSOR_DEPTH_M,
+    check_intrinsics,
+    sensor_depth_metres,
+)
 from rgbd_fusion_core.inference.pipeline_io import Frame
 
 # encoding -> (numpy scalar type, channels)
@@ -25,6 +31,16 @@ IMAGE_ENCODINGS: dict[str, tuple[type, int]] = {
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 MASK_ENCODINGS = ("mono8", "8UC1")
 DEPTH_ENCODINGS = ("16UC1", "32FC1")
+MAX_QUOTED_CHARS = 64  # strings from messages (encodings, formats, frame ids) are cut to this in messages
+
+
+def quoted(text, limit: int = MAX_QUOTED_CHARS) -> str:
+    """repr() of a string taken from a message, cut to ``limit`` characters (a crafted 10 kB encoding must not
+    flood the log)."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def message_bytes(data) -> np.ndarray:
@@ -36,16 +52,15 @@ def message_bytes(data) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W) or (H, W, C) array in native byte order, channels as in ``msg.encoding``.
+def check_image_layout(msg, allowed: tuple[str, ...] | None = None) -> tuple[np.dtype, int, int]:
+    """The cheap checks of a sensor_msgs/Image (encoding, size, step, data length; no pixel is read).
 
-    The result is a fresh contiguous array (it does not alias the message). ``allowed`` limits the encodings
-    accepted (default: all of ``IMAGE_ENCODINGS``).
+    Returns (pixel dtype in the message's byte order, channels, bytes per row used); raises ``ValueError``.
     """
     encoding = msg.encoding
     accepted = allowed if allowed is not None else tuple(IMAGE_ENCODINGS)
     if encoding not in accepted or encoding not in IMAGE_ENCODINGS:
-        raise ValueError(f"unsupported image encoding {encoding!r} (supported here: {', '.join(accepted)})")
+        raise ValueError(f"unsupported image encoding {quoted(encoding)} (supported here: {', '.join(accepted)})")
     scalar, channels = IMAGE_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
@@ -54,11 +69,49 @@ def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(f"image step {step} is smaller than width*channels*bytes = {row_bytes} ({encoding})")
+    size = len(msg.data)
+    if size != step * height:
+        raise ValueError(f"image data has {size} bytes, expected step*height = {step}*{height} = {step * height}")
+    return dtype, channels, row_bytes
+
+
+def check_messages(image, camera_info, mask=None, depth=None) -> None:
+    """Cheap checks of matched input messages before any pixel is decoded (the node runs them before a frame
+    may take the worker's slot): encodings, sizes, steps, data lengths, and the camera_info intrinsics.
+
+    Raises ``ValueError`` prefixed by the message it is about, as ``frame_from_messages`` does.
+    """
+    shape = None
+    if hasattr(image, "format"):
+        if len(image.data) == 0:
+            raise ValueError("image: empty compressed image")
+        fmt = str(image.format).lower()
+        if "compresseddepth" in fmt or not ("png" in fmt or "jpeg" in fmt or "jpg" in fmt):
+            raise ValueError(
+                f"image: unsupported compressed image format {quoted(image.format)} (supported: png, jpeg colour "
+                "images)"
+            )
+    else:
+        _read("image", lambda msg, _: check_image_layout(msg, COLOR_ENCODINGS), image, None)
+        shape = (int(image.height), int(image.width))
+    _read("camera_info", camera_info_to_K, camera_info, shape)
+    for what, msg, encodings in (("mask", mask, MASK_ENCODINGS), ("depth", depth, DEPTH_ENCODINGS)):
+        if msg is None:
+            continue
+        _read(what, lambda m, _, encodings=encodings: check_image_layout(m, encodings), msg, None)
+        if shape is not None and (int(msg.height), int(msg.width)) != shape:
+            raise ValueError(f"{what}: {what} is {msg.width}x{msg.height} but the image is {shape[1]}x{shape[0]}")
+
+
+def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W) or (H, W, C) array in native byte order, channels as in ``msg.encoding``.
+
+    The result is a fresh contiguous array (it does not alias the message). ``allowed`` limits the encodings
+    accepted (default: all of ``IMAGE_ENCODINGS``).
+    """
+    dtype, channels, row_bytes = check_image_layout(msg, allowed)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
     buffer = message_bytes(msg.data)
-    if buffer.size != step * height:
-        raise ValueError(
-            f"image data has {buffer.size} bytes, expected step*height = {step}*{height} = {step * height}"
-        )
     rows = buffer.reshape(height, step)[:, :row_bytes]
     pixels = rows.copy().view(dtype).astype(dtype.newbyteorder("="), copy=False)
     return pixels.reshape(height, width, channels) if channels > 1 else pixels.reshape(height, width)
@@ -94,36 +147,38 @@ def mask_to_array(msg, shape: tuple[int, int] | None = None) -> np.ndarray:
 def depth_to_metres(msg, shape: tuple[int, int] | None = None) -> np.ndarray:
     """16UC1 (millimetres, 0 = none) or 32FC1 (metres) sensor_msgs/Image -> (H, W) float32 metres, NaN = none.
 
-    Non-finite and non-positive values become NaN. A depth image without a single valid pixel, or of another
-    size than ``shape`` (H, W), raises ``ValueError``.
+    Non-finite values, 65535 mm and depths outside the plausible sensor range (``frame_checks``) become NaN.
+    A depth image without a single valid pixel, or of another size than ``shape`` (H, W), raises ``ValueError``.
     """
     raw = image_to_array(msg, DEPTH_ENCODINGS)
     if shape is not None and raw.shape != tuple(shape):
         raise ValueError(f"depth is {raw.shape[1]}x{raw.shape[0]} but the image is {shape[1]}x{shape[0]}")
-    if raw.dtype == np.uint16:
-        metres = raw.astype(np.float32) * np.float32(0.001)
-    else:
-        metres = raw
-    metres[~np.isfinite(metres) | (metres <= 0)] = np.nan
+    metres = sensor_depth_metres(raw)
     if not np.isfinite(metres).any():
-        raise ValueError(f"depth image ({msg.encoding}) has no valid pixel (all zero, NaN or infinite)")
+        raise ValueError(
+            f"depth image ({msg.encoding}) has no valid pixel (all zero, NaN, infinite, 65535 mm or outside "
+            f"{MIN_SENSOR_DEPTH_M:g}-{MAX_SENSOR_DEPTH_M:g} m)"
+        )
     return metres
 
 
 def camera_info_to_K(msg, shape: tuple[int, int] | None = None) -> np.ndarray:
     """sensor_msgs/CameraInfo -> K (3, 3) float64 pinhole intrinsics in pixels.
 
-    Raises ``ValueError`` for an all-zero (uncalibrated) K, non-positive or non-finite focal lengths, or a
+    Raises ``ValueError`` for an all-zero (uncalibrated) K, implausible intrinsics (``check_intrinsics``: the
+    entry is named; focal length and principal point are judged against ``shape`` when given), or a
     camera_info whose width/height (when set) differ from the image's ``shape`` (H, W).
     """
-    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    values = np.asarray(msg.k, dtype=np.float64)
+    if values.size != 9:
+        raise ValueError(f"camera_info K has {values.size} values, expected 9")
+    K = values.reshape(3, 3)
     if not np.any(K):
         raise ValueError("camera_info K is all zeros (uncalibrated camera)")
-    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"camera_info K has invalid focal lengths fx={K[0, 0]}, fy={K[1, 1]}")
     if shape is not None and msg.width and msg.height and (msg.height, msg.width) != tuple(shape):
         raise ValueError(f"camera_info is for {msg.width}x{msg.height} but the image is {shape[1]}x{shape[0]}")
-    return K
+    image_size = None if shape is None else (shape[1], shape[0])
+    return check_intrinsics(K, "camera_info K", image_size)
 
 
 def compressed_image_to_rgb(msg) -> tuple[np.ndarray, np.ndarray | None]:
@@ -136,13 +191,15 @@ def compressed_image_to_rgb(msg) -> tuple[np.ndarray, np.ndarray | None]:
 
     fmt = msg.format.lower()
     if "compresseddepth" in fmt or not ("png" in fmt or "jpeg" in fmt or "jpg" in fmt):
-        raise ValueError(f"unsupported compressed image format {msg.format!r} (supported: png, jpeg colour images)")
+        raise ValueError(
+            f"unsupported compressed image format {quoted(msg.format)} (supported: png, jpeg colour images)"
+        )
     buffer = message_bytes(msg.data)
     if buffer.size == 0:
         raise ValueError("empty compressed image")
     pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise ValueError(f"could not decode compressed image ({msg.format!r}, {buffer.size} bytes)")
+        raise ValueError(f"could not decode compressed image ({quoted(msg.format)}, {buffer.size} bytes)")
     if pixels.dtype != np.uint8:
         raise ValueError(f"compressed image decodes to {pixels.dtype}, expected 8-bit colour")
     if pixels.ndim == 2:

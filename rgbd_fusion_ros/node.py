@@ -23,7 +23,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from rgbd_fusion_core.apps.threads import prefer_passive_omp_wait
-from rgbd_fusion_ros.conversions import frame_from_messages
+from rgbd_fusion_ros.conversions import check_messages, frame_from_messages
 from rgbd_fusion_ros.diagnostics import diagnostic_array
 from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header, rclpy_types
 from rgbd_fusion_ros.parameters import PARAMETERS, NodeSettings, declare_parameters, settings_from_parameters
@@ -36,6 +36,12 @@ NODE_NAME = "rgbd_fusion"
 INPUT_TOPICS = ("image", "camera_info", "mask", "depth")  # relative names; mask and depth only when enabled
 WARNING_PERIOD_S = 5.0
 WORKER_STOP_TIMEOUT_S = 30.0
+MAX_LOG_CHARS = 500  # a warning built from message contents is cut to this length
+USAGE = """usage: rgbd_fusion_node [--ros-args [-p NAME:=VALUE]... [--params-file FILE] [-r FROM:=TO]...]
+
+A lifecycle node: image + camera_info (+ mask, + depth) in; depth/image, depth/camera_info, points out.
+Parameters (-p NAME:=VALUE; `ros2 param describe <node> NAME` gives ranges and choices):
+"""
 
 
 def qos_profile(reliability: str, depth: int) -> QoSProfile:
@@ -130,7 +136,11 @@ class RgbdFusionNode(LifecycleNode):
 
             self._device = self._resolve_device(settings.device)
             self._pipeline = Pipeline.from_pretrained(
-                model=settings.model, backend=settings.backend, device=self._device, config=settings.pipeline
+                model=settings.model,
+                backend=settings.backend,
+                device=self._device,
+                config=settings.pipeline,
+                video=True,
             )
         except Exception as error:  # noqa: BLE001 - any load failure fails the transition, with its reason
             self.get_logger().error(
@@ -226,6 +236,12 @@ class RgbdFusionNode(LifecycleNode):
         matched = sync.add(stream, stamp_ns(msg.header), msg)
         if matched is None:
             return
+        try:  # cheap checks here, so a malformed frame never displaces a good one waiting for the worker
+            check_messages(matched["image"], matched["camera_info"], matched.get("mask"), matched.get("depth"))
+        except ValueError as error:
+            self._stats.count("bad_input")
+            self._warn_throttled(f"skipping frame: {error}")
+            return
         if not any(publisher.get_subscription_count() for publisher in self._outputs.values()):
             self._stats.count("skipped_no_subscribers")
             return
@@ -259,6 +275,10 @@ class RgbdFusionNode(LifecycleNode):
             self._warn_throttled(f"skipping frame: {error}")
             return
         inferred = time.perf_counter()
+        self._stats.count("people_found", result.people_found)
+        if result.people_found == 0:  # nobody in view: nothing to publish for this frame
+            self._stats.count("frames_with_nobody")
+            return
         wanted = {name for name, publisher in self._outputs.items() if publisher.get_subscription_count()}
         header = copy_header(self._types, image.header, settings.frame_id)
         messages = build_outputs(self._types, result, header, settings.outputs, wanted)
@@ -278,6 +298,8 @@ class RgbdFusionNode(LifecycleNode):
         self._warn_throttled(f"frame failed in inference or publishing: {type(error).__name__}: {error}")
 
     def _warn_throttled(self, text: str) -> None:
+        if len(text) > MAX_LOG_CHARS:
+            text = f"{text[:MAX_LOG_CHARS]}... ({len(text) - MAX_LOG_CHARS} more characters)"
         suppressed = self._throttle.admit(text)
         if suppressed is not None:
             repeats = f" (repeated {suppressed} times in the last {WARNING_PERIOD_S:.0f} s)" if suppressed else ""
@@ -302,8 +324,17 @@ def main(argv: list[str] | None = None) -> int:
     """Console script ``rgbd_fusion_node``: accepts ``--ros-args`` (params files, remaps, ``-p``)."""
     from rclpy.exceptions import ParameterException
 
+    args = argv if argv is not None else sys.argv
+    if {"-h", "--help"} & set(args[1:]):
+        names = "\n".join(f"  {spec.name}: {spec.help}" for spec in PARAMETERS)
+        print(USAGE + names)
+        return 0
     prefer_passive_omp_wait()  # before torch is imported (the model loads in configure)
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        rclpy.init(args=args)
+    except Exception as error:  # noqa: BLE001 - rclpy's UnknownROSArgsError and other argument errors
+        print(f"rgbd_fusion_node: {type(error).__name__}: {error}\n{USAGE.splitlines()[0]}", file=sys.stderr)
+        return 2
     try:
         node = RgbdFusionNode()
     except (ValueError, ParameterException) as error:

@@ -37,9 +37,16 @@ def ros_environment(log_dir: Path) -> dict[str, str]:
     return {**os.environ, **settings}
 
 
+# The node tests send drawn silhouettes (no real person for the finder): they test the plumbing on the centred
+# crop unless a test sets person_source itself.
+PLUMBING_ARGS = ["-p", "person_source:=none"]
+
+
 def start_node(env: dict[str, str], ros_args: list[str], log_file: Path) -> subprocess.Popen:
     """``python -m rgbd_fusion_ros.node --ros-args ...`` with stdout+stderr into ``log_file``."""
-    command = [sys.executable, "-m", "rgbd_fusion_ros.node", "--ros-args", *ros_args]
+    chosen = any("person_source" in arg for arg in ros_args)
+    command = [sys.executable, "-m", "rgbd_fusion_ros.node", "--ros-args", *([] if chosen else PLUMBING_ARGS)]
+    command += ros_args
     return subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file.open("w"), stderr=subprocess.STDOUT)
 
 

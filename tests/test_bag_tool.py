@@ -3,6 +3,7 @@ real bags out, read back with rosbags and with rclpy's own deserialisation; the 
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,14 +30,16 @@ from rgbd_fusion_ros.messages import OutputOptions  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 OUT = "/rgbd_fusion"
-FAST = ["--steps1", "1", "--steps2", "1", "--device", "cpu"]
+FAST = ["--steps1", "1", "--steps2", "1", "--device", "cpu", "--person-source", "none"]  # cartoon frames: no finder
 
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_model_dir):
     from rgbd_fusion_core.inference.pipeline import Pipeline
 
-    return Pipeline.from_pretrained(tiny_model_dir, device="cpu", config=PipelineConfig(steps1=1, steps2=1, seed=3))
+    return Pipeline.from_pretrained(
+        tiny_model_dir, device="cpu", config=PipelineConfig(steps1=1, steps2=1, seed=3, person_source="none")
+    )
 
 
 def make_job(bag, output, compressed=False, **overrides) -> BagJob:
@@ -273,8 +276,11 @@ def test_every_start_end_prefix_and_frame_id(tmp_path, pipeline):
 def test_corrupt_image_messages_are_skipped_and_counted(tmp_path, pipeline):
     bag = tmp_path / "in"
     write_demo_bag(bag, frames=3, corrupt_images=(1,))
-    summary = process_bag(make_job(bag, tmp_path / "out"), pipeline)
-    assert summary.processed == 2
+    with pytest.raises(RuntimeError, match=r"the bag is damaged: 1 frame\(s\) lost, nothing written"):
+        process_bag(make_job(bag, tmp_path / "out"), pipeline)  # a loss is never silent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    summary = process_bag(make_job(bag, tmp_path / "out", allow_partial=True), pipeline)
+    assert summary.processed == 2 and summary.frames_lost() == 1
     assert summary.skipped == {"image message cannot be decoded (SerdeError)": 1}
     assert summary.corrupt_messages == {TOPICS.image: 1}
     assert "undecodable messages on /camera/color/image_raw: 1" in "\n".join(summary.lines())
@@ -290,14 +296,22 @@ def test_nothing_processable_fails_and_writes_nothing(tmp_path, pipeline):
 
 @pytest.mark.parametrize(
     "damage, message",
-    [("truncate", r"cannot read bag .*in.*truncated or corrupt"), ("no_metadata", r"has no metadata.yaml")],
+    [
+        ("truncate", r"cannot read bag .*in.*truncated or corrupt"),
+        ("no_metadata", r"has no metadata.yaml"),
+        ("header", r"cannot read bag .*in: the storage file .*in/in.mcap is corrupt \(UnicodeDecodeError"),
+    ],
 )
 def test_damaged_bag_gives_a_clear_error(tmp_path, pipeline, damage, message):
     bag = tmp_path / "in"
     write_demo_bag(bag, frames=2, storage="mcap")
+    storage_file = next(bag.glob("*.mcap"))
     if damage == "truncate":
-        storage_file = next(bag.glob("*.mcap"))
         storage_file.write_bytes(storage_file.read_bytes()[:-100])
+    elif damage == "header":  # the profile string of the MCAP header record: was a bare "'utf-8' codec can't ..."
+        data = bytearray(storage_file.read_bytes())
+        data[21:25] = b"\xff" * 4
+        storage_file.write_bytes(bytes(data))
     else:
         (bag / "metadata.yaml").unlink()
     with pytest.raises(RuntimeError, match=message):
@@ -305,7 +319,7 @@ def test_damaged_bag_gives_a_clear_error(tmp_path, pipeline, damage, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
-def test_bag_damaged_midway_keeps_the_frames_before_the_damage(tmp_path, pipeline):
+def test_bag_damaged_midway_fails_unless_partial_output_is_allowed(tmp_path, pipeline, tiny_model_dir, capsys):
     bag = tmp_path / "in"
     write_demo_bag(bag, frames=8, storage="sqlite3")
     database = next(bag.glob("*.db3"))
@@ -313,8 +327,18 @@ def test_bag_damaged_midway_keeps_the_frames_before_the_damage(tmp_path, pipelin
     middle = int(len(data) * 0.7)
     data[middle : middle + 4096] = b"\xff" * 4096  # one overwritten page late in the file
     database.write_bytes(bytes(data))
-    summary = process_bag(make_job(bag, tmp_path / "out"), pipeline)
+    # by default the loss fails the run (it exited 0 with 2 of 12 frames written, the loss only in stdout)
+    args = [bag, "--output", tmp_path / "out", "--image-topic", TOPICS.image, "--camera-info-topic", TOPICS.camera_info]
+    args = [*map(str, args), "--model", str(tiny_model_dir), *FAST]
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert re.search(r"the bag is damaged: [1-7] frame\(s\) lost, nothing written", error), error
+    assert f"{database} is corrupt" in error and "malformed" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    summary = process_bag(make_job(bag, tmp_path / "out", allow_partial=True), pipeline)
     assert "malformed" in summary.read_error and 0 < summary.processed < 8
+    assert summary.frames_lost() == 8 - summary.images_read > 0
+    assert f"frames lost to a damaged bag: {8 - summary.images_read}" in "\n".join(summary.lines())
     assert "could not be read to its end" in "\n".join(summary.lines())
     messages, _ = read_bag(tmp_path / "out")
     assert len(messages[f"{OUT}/depth/image"]) == summary.processed
@@ -393,5 +417,21 @@ def test_killed_run_leaves_no_output_under_the_final_name(tmp_path, tiny_model_d
     staging = list(tmp_path.glob(".out.partial-*"))
     if kill_signal == signal.SIGTERM:
         assert staging == []  # cleaned up on a catchable signal
-    else:
-        assert len(staging) == 1  # SIGKILL cannot be caught: the hidden staging folder stays, never the output
+        return
+    assert len(staging) == 1  # SIGKILL cannot be caught: the hidden staging folder stays, never the output
+    assert staging[0].name.startswith(f".out.partial-{process.pid}-")
+    alive = tmp_path / f".out.partial-{os.getpid()}-running"  # a run still going (this process) is left alone
+    alive.mkdir()
+    write_demo_bag(tmp_path / "small", frames=1)
+    args = ["--output", output, "--image-topic", TOPICS.image, "--camera-info-topic", TOPICS.camera_info]
+    again = subprocess.run(
+        cli(tmp_path / "small", *args, "--model", tiny_model_dir, *FAST),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"removed {staging[0]}, the unfinished output of a run that was killed" in again.stderr
+    assert sorted(p.name for p in tmp_path.glob(".out.partial-*")) == [alive.name]
+    assert (output / "metadata.yaml").exists()

@@ -45,7 +45,8 @@ def test_predict_writes_depth_cloud_and_figure(tiny_model_dir, tmp_path):
     assert read_ply_vertex_count(out / "points.ply") == finite.sum()
     assert cv2.imread(str(out / "figure.png")).shape == (256, 768, 3)
     summary = json.loads((out / "result.json").read_text())
-    assert summary["nfe"] == 3 and np.allclose(summary["K_crop"][0][0], 300.0)
+    size = summary["crop_box_xy_size"][2]  # the crop comes from the person the finder found
+    assert summary["nfe"] == 3 and np.allclose(summary["K_crop"][0][0], 300.0 * 256 / size)
     assert np.load(out / "depth_full.npy").shape == (256, 256)
 
 
@@ -89,3 +90,27 @@ def test_demo_prints_metrics_and_writes_outputs(tiny_model_dir, tmp_path, capsys
         assert key in summary
     assert (out / "figure.png").exists() and (out / "s0000_v00" / "points.ply").exists()
     assert '"frames_per_s"' in capsys.readouterr().out
+
+
+def test_predict_refuses_camera_files_that_do_not_fit_naming_the_file_and_field(tiny_model_dir, tmp_path, capsys):
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.zeros((480, 640, 3), np.uint8))
+    ros_yaml = "image_width: 1280\nimage_height: 960\ncamera_matrix:\n  data: [1000, 0, 640, 0, 1000, 480, 0, 0, 1]\n"
+    cases = {
+        "wrong_size.yaml": (ros_yaml, "is for a 1280x960 image but the image is 640x480"),
+        "short_k.yaml": ("K: [1, 2, 3]\n", "K must hold 9 numbers, got 3"),
+        "text_fx.yaml": ("fx: abc\nfy: 500\ncx: 320\ncy: 240\n", "fx must be numbers"),
+        "nan_cx.yaml": ("fx: 500\nfy: 500\ncx: .nan\ncy: 240\n", "cx is nan"),
+        "huge_fx.yaml": ("fx: 1.0e+30\nfy: 500\ncx: 320\ncy: 240\n", "fx=1e+30 px is implausible"),
+        "centre_far_off.yaml": ("fx: 500\nfy: 500\ncx: 5000\ncy: 240\n", "cx=5000 px lies far outside the 640x480"),
+        "no_data.yaml": ("camera_matrix: 3\n", "camera_matrix must be a mapping"),
+    }
+    for name, (text, problem) in cases.items():
+        camera = tmp_path / name
+        camera.write_text(text)
+        args = ["predict", str(image), "--camera", str(camera), "--model", str(tiny_model_dir)]
+        assert main([*args, "--out", str(tmp_path / "o")]) == 1, name
+        error = capsys.readouterr().err
+        assert f"{camera}: " in error and problem in error, (name, error)
+        assert "Traceback" not in error
+    assert not (tmp_path / "o").exists()

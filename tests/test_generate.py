@@ -164,8 +164,10 @@ def test_bad_settings_are_rejected(tmp_path, change, message):
 def test_bad_paths_are_rejected(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises((ValueError, FileExistsError), match="file"):
+    with pytest.raises(ValueError, match="output folder is not writable: .*sub"):
         validate_config(GeneratorConfig(out=blocker / "sub", subjects=1, views_per_subject=1))
+    with pytest.raises(FileExistsError, match="output path exists and is not a folder"):
+        validate_config(GeneratorConfig(out=blocker, subjects=1, views_per_subject=1))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         validate_config(
             GeneratorConfig(out=tmp_path / "o", subjects=1, views_per_subject=1, background_dir=tmp_path / "nowhere")

@@ -68,9 +68,19 @@ def test_metric_depth_npy_and_exr(tmp_path):
         written = cv2.imwrite(str(tmp_path / "d.exr"), depth)
     except cv2.error:
         written = False
-    if not written:
-        pytest.skip("this OpenCV build has no EXR codec (reading .exr then fails with a clear message)")
+    if not written:  # this OpenCV build has no EXR codec: reading an .exr must say so clearly
+        (tmp_path / "d.exr").write_bytes(bytes([0x76, 0x2F, 0x31, 0x01]) + bytes(64))  # the EXR magic number
+        with pytest.raises(ValueError, match="cannot read EXR files; convert to .npy: .*d.exr"):
+            imageio.read_depth_m(tmp_path / "d.exr", unit="m")
+        return
     np.testing.assert_array_equal(imageio.read_depth_m(tmp_path / "d.exr", unit="m"), [[0, 1.5], [0, 0]])
+
+
+def test_exr_without_a_codec_gives_the_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "d.exr").write_bytes(bytes([0x76, 0x2F, 0x31, 0x01]) + bytes(64))
+    monkeypatch.setattr(imageio.cv2, "haveImageReader", lambda path: False)  # as in a build without OpenEXR
+    with pytest.raises(ValueError, match="this OpenCV build cannot read EXR files; convert to .npy: .*d.exr"):
+        imageio.read_depth_m(tmp_path / "d.exr", unit="m")
 
 
 def test_writes_are_atomic_and_deterministic(tmp_path):

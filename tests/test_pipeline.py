@@ -9,13 +9,18 @@ from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics, proje
 from rgbd_fusion_core.geometry.crop import cut, mask_box, resize_nearest
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
+from rgbd_fusion_core.inference.targets import Target
 
 K = np.array([[400.0, 0, 319.5], [0, 400.0, 239.5], [0, 0, 1]])
 
 
+# Plumbing on untrained weights and synthetic frames without people: the centred crop (person_source "none").
+PLAIN = PipelineConfig(steps1=2, steps2=2, person_source="none")
+
+
 @pytest.fixture(scope="module")
 def pipeline(tiny_model_dir):
-    return Pipeline.from_pretrained(tiny_model_dir, device="cpu", config=PipelineConfig(steps1=2, steps2=2))
+    return Pipeline.from_pretrained(tiny_model_dir, device="cpu", config=PLAIN)
 
 
 def test_crop_intrinsics_project_points_onto_the_crop(pipeline):
@@ -74,13 +79,16 @@ def test_reference_depth_strategies(pipeline):
     sensor_mm = np.where(mask, 1800, 0).astype(np.uint16)
     r = pipeline(Frame(rgb, K_small, mask=mask, sensor_depth=sensor_mm))
     assert r.z_ref == pytest.approx(1.8) and r.z_ref_source == "sensor" and r.nfe == 2
-    fixed = pipeline.with_config(PipelineConfig(steps1=2, steps2=2, reference_depth="fixed", fixed_distance_m=3.3))
+    fixed = pipeline.with_config(
+        PipelineConfig(steps1=2, steps2=2, person_source="none", reference_depth="fixed", fixed_distance_m=3.3)
+    )
     assert fixed(Frame(rgb, K_small)).z_ref == pytest.approx(3.3)
     # height prior: a person 128 rows tall in the 256 crop, fy_crop = 512 -> z = 512 * 1.7 / 128
     net = np.full((256, 256), -1.0)
     net[64:192, 100:150] = 0.2
     net[2, 5] = net[250, 200] = 0.5  # stray specks do not stretch the person
-    z, source = pipeline._reference_depth(net, np.array([[512.0, 0, 127.5], [0, 512.0, 127.5], [0, 0, 1]]))
+    K_crop = np.array([[512.0, 0, 127.5], [0, 512.0, 127.5], [0, 0, 1]])
+    z, source = pipeline._reference_depth(net, K_crop, Target(), K_small)
     assert source == "height_prior" and z == pytest.approx(512 * 1.7 / 128)
 
 
@@ -92,13 +100,13 @@ def test_seeded_pipeline_is_deterministic_and_batch_independent(pipeline):
     first = pipeline([Frame(a, Kb), Frame(b, Kb)])
     again = pipeline([Frame(a, Kb)])[0]
     np.testing.assert_allclose(np.nan_to_num(first[0].depth), np.nan_to_num(again.depth), atol=1e-4)
-    other_seed = pipeline.with_config(PipelineConfig(steps1=2, steps2=2, seed=5))(Frame(a, Kb))
+    other_seed = pipeline.with_config(PipelineConfig(steps1=2, steps2=2, person_source="none", seed=5))(Frame(a, Kb))
     assert not np.allclose(np.nan_to_num(other_seed.depth), np.nan_to_num(again.depth))
 
 
 def test_outputs_shapes_and_full_frame(pipeline):
     rgb = np.full((300, 400, 3), 128, np.uint8)
-    cfg = PipelineConfig(steps1=2, steps2=2, full_frame=True, uncertainty_samples=2)
+    cfg = PipelineConfig(steps1=2, steps2=2, person_source="none", full_frame=True, uncertainty_samples=2)
     r = pipeline.with_config(cfg)(Frame(rgb, np.array([[300.0, 0, 200], [0, 300.0, 150], [0, 0, 1]])))
     assert r.depth.shape == (256, 256) and r.depth.dtype == np.float32
     assert r.depth_low_res.shape == (64, 64) and r.depth_full.shape == (300, 400)
@@ -107,25 +115,29 @@ def test_outputs_shapes_and_full_frame(pipeline):
     assert r.nfe == 2 + 2 * 2
 
 
+K100 = np.array([[100.0, 0, 49.5], [0, 100.0, 49.5], [0, 0, 1]])  # intrinsics that fit the 100x100 images
+
+
 @pytest.mark.parametrize(
     "frame, message",
     [
-        (lambda: Frame(np.zeros((100, 100), np.uint8), K), "shape \\(H, W, 3\\)"),
-        (lambda: Frame(np.zeros((100, 100, 4), np.uint8), K), "RGBA"),
+        (lambda: Frame(np.zeros((100, 100), np.uint8), K100), "shape \\(H, W, 3\\)"),
+        (lambda: Frame(np.zeros((100, 100, 4), np.uint8), K100), "RGBA"),
         (lambda: Frame(np.zeros((100, 100, 3), np.float32), K), "uint8"),
         (lambda: Frame(np.zeros((100, 100, 3), np.uint8), np.zeros((3, 3))), "focal lengths must be positive"),
-        (lambda: Frame(np.zeros((100, 100, 3), np.uint8), K, mask=np.zeros((100, 100), bool)), "mask is empty"),
-        (lambda: Frame(np.zeros((100, 100, 3), np.uint8), K, mask=np.ones((50, 100), bool)), "mask shape"),
+        (lambda: Frame(np.zeros((100, 100, 3), np.uint8), K), "cx=319.5 px lies far outside the 100x100 image"),
+        (lambda: Frame(np.zeros((100, 100, 3), np.uint8), K100, mask=np.zeros((100, 100), bool)), "mask is empty"),
+        (lambda: Frame(np.zeros((100, 100, 3), np.uint8), K100, mask=np.ones((50, 100), bool)), "mask shape"),
         (
-            lambda: Frame(np.zeros((100, 100, 3), np.uint8), K, sensor_depth=np.full((100, 100), np.nan, np.float32)),
+            lambda: Frame(np.zeros((100, 100, 3), np.uint8), K100, sensor_depth=np.full((100, 100), np.nan, "f4")),
             "no valid pixels",
         ),
         (
-            lambda: Frame(np.zeros((100, 100, 3), np.uint8), K, sensor_depth=np.zeros((100, 100), np.uint16)),
+            lambda: Frame(np.zeros((100, 100, 3), np.uint8), K100, sensor_depth=np.zeros((100, 100), np.uint16)),
             "no valid pixels",
         ),
         (
-            lambda: Frame(np.zeros((100, 100, 3), np.uint8), K, sensor_depth=np.ones((90, 100), np.float32)),
+            lambda: Frame(np.zeros((100, 100, 3), np.uint8), K100, sensor_depth=np.ones((90, 100), np.float32)),
             "sensor depth shape",
         ),
     ],

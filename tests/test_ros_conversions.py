@@ -14,6 +14,7 @@ from rosbags.typesys import Stores, get_typestore
 from rgbd_fusion_core.inference.pipeline_io import PipelineResult
 from rgbd_fusion_ros.conversions import (
     camera_info_to_K,
+    check_messages,
     compressed_image_to_rgb,
     depth_to_metres,
     frame_from_messages,
@@ -140,10 +141,15 @@ def test_color_order_and_alpha_mask():
 def test_mask_and_depth_readers():
     mask = mask_to_array(raw_image("mono8", np.array([[0, 1, 255]], np.uint8)), shape=(1, 3))
     np.testing.assert_array_equal(mask, [[False, True, True]])
-    millimetres = np.array([[0, 1500, 65535]], np.uint16)
-    np.testing.assert_allclose(depth_to_metres(raw_image("16UC1", millimetres)), [[np.nan, 1.5, 65.535]], rtol=1e-6)
-    metres = np.array([[np.nan, 2.0, -1.0, np.inf, 0.0]], np.float32)
-    np.testing.assert_array_equal(depth_to_metres(raw_image("32FC1", metres)), [[np.nan, 2.0, np.nan, np.nan, np.nan]])
+    # 0 and 65535 mm (the 16-bit "invalid" marker) and depths outside 0.05-20 m are "no depth", never used
+    millimetres = np.array([[0, 1500, 65535, 20000, 20001, 49, 50]], np.uint16)
+    expected_mm = [[np.nan, 1.5, np.nan, 20.0, np.nan, np.nan, 0.05]]
+    np.testing.assert_allclose(depth_to_metres(raw_image("16UC1", millimetres)), expected_mm, rtol=1e-6)
+    metres = np.array([[np.nan, 2.0, -1.0, np.inf, 0.0, 1e-30, 1e30, 65.535]], np.float32)
+    expected_m = [[np.nan, 2.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan]]
+    np.testing.assert_array_equal(depth_to_metres(raw_image("32FC1", metres)), expected_m)
+    with pytest.raises(ValueError, match="no valid pixel .*65535 mm or outside 0.05-20 m"):
+        depth_to_metres(raw_image("16UC1", np.full((2, 2), 65535, np.uint16)))
 
 
 @pytest.mark.parametrize(
@@ -191,6 +197,49 @@ def test_camera_info_message_and_reader():
         camera_info_to_K(camera_info_message(BAG_TYPES, header(), np.zeros((3, 3)), 640, 480))
     with pytest.raises(ValueError, match="focal"):
         camera_info_to_K(camera_info_message(BAG_TYPES, header(), np.diag([-1.0, 1.0, 1.0]), 640, 480))
+
+
+@pytest.mark.parametrize(
+    "entry, value, problem",
+    [
+        ((0, 2), np.nan, "cx is nan"),
+        ((1, 2), np.inf, "cy is inf"),
+        ((0, 0), np.nan, "fx is nan"),
+        ((1, 1), -5.0, "focal lengths must be positive"),
+        ((0, 0), 1e30, "fx=1e\\+30 px is implausible"),
+        ((1, 1), 2e6, "fy=2e\\+06 px is implausible"),
+        ((0, 0), 100_000.0, "fx=100000 px is implausible for a 640x480 image"),
+        ((0, 0), 5.0, "fx=5 px is implausible for a 640x480 image"),
+        ((0, 2), 5000.0, "cx=5000 px lies far outside the 640x480 image"),
+        ((1, 2), -400.0, "cy=-400 px lies far outside the 640x480 image"),
+    ],
+)
+def test_implausible_intrinsics_are_refused_naming_the_entry(entry, value, problem):
+    K = np.array([[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]])
+    K[entry] = value
+    msg = camera_info_message(BAG_TYPES, header(), K, 640, 480)
+    with pytest.raises(ValueError, match=f"camera_info K: {problem}"):
+        camera_info_to_K(msg, shape=(480, 640))
+    with pytest.raises(ValueError, match=f"camera_info: camera_info K: {problem}"):
+        check_messages(raw_image("rgb8", np.zeros((480, 640, 3), np.uint8)), msg)
+
+
+def test_cheap_message_checks_catch_what_decoding_would():
+    """check_messages (run by the node before a frame may take the worker's slot) refuses without decoding."""
+    image = raw_image("rgb8", SAMPLE_PIXELS["rgb8"])  # 7x5 (width x height)
+    info = camera_info_message(BAG_TYPES, header(), np.array([[8.0, 0, 3.0], [0, 8.0, 2.0], [0, 0, 1]]), 7, 5)
+    check_messages(image, info, raw_image("mono8", np.zeros((5, 7), np.uint8)))
+    cases = [
+        ((dataclasses.replace(image, encoding="x" * 10_000), info), "image: unsupported image encoding 'xxx"),
+        ((dataclasses.replace(image, step=image.step - 1), info), "image: image step"),
+        ((dataclasses.replace(image, data=image.data[:-1]), info), "image: image data has"),
+        ((image, info, raw_image("mono8", np.zeros((3, 3), np.uint8))), "mask: mask is 3x3 but the image is 7x5"),
+        ((image, info, None, raw_image("rgb8", SAMPLE_PIXELS["rgb8"])), "depth: unsupported image encoding"),
+    ]
+    for arguments, problem in cases:
+        with pytest.raises(ValueError, match=problem) as raised:
+            check_messages(*arguments)
+        assert len(str(raised.value)) < 300  # a 10 kB encoding string is cut, not repeated
 
 
 # --- compressed images ----------------------------------------------------------------------------------------

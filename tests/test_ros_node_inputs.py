@@ -71,8 +71,12 @@ def graph(environment, tiny_model_dir):
         assert stop_node(process) == 0, log.read_text()
 
 
-def send_frame(probe: Probe, sec: int, mask=None, depth=None, depth_encoding="16UC1") -> None:
-    """image + camera_info + mask + depth stamped (sec, 0); defaults: a person at 2 m in front of a wall at 4 m."""
+def send_frame(
+    probe: Probe, sec: int, mask=None, depth=None, depth_encoding="16UC1", encoding="rgb8", K=K_INPUT
+) -> None:
+    """image + camera_info + mask + depth stamped (sec, 0); defaults: a person at 2 m in front of a wall at 4 m.
+
+    encoding: the image's claimed encoding (the pixels stay rgb8); K: the camera_info intrinsics."""
     types = probe.types
     header = make_header(types, sec, 0, "cam")
     rgb, person = person_like_image(HEIGHT, WIDTH)
@@ -82,10 +86,10 @@ def send_frame(probe: Probe, sec: int, mask=None, depth=None, depth_encoding="16
         metres = np.where(person, PERSON_DEPTH_M, BACKGROUND_DEPTH_M)
         depth = (metres * 1000).astype(np.uint16) if depth_encoding == "16UC1" else metres.astype(np.float32)
     messages = {
-        "/camera_info": camera_info_message(types, header, K_INPUT, WIDTH, HEIGHT),
+        "/camera_info": camera_info_message(types, header, K, WIDTH, HEIGHT),
         "/mask": image_message(types, header, mask, "mono8"),
         "/depth": image_message(types, header, depth, depth_encoding),
-        "/image": image_message(types, header, rgb, "rgb8"),
+        "/image": image_message(types, header, rgb, encoding),
     }
     for topic, msg in messages.items():
         kind = types.CameraInfo if topic == "/camera_info" else types.Image
@@ -157,6 +161,23 @@ def test_invalid_parameters_stop_the_node_at_start_up(environment, arguments, re
     assert "invalid parameters" in finished.stderr and reason in finished.stderr, finished.stderr
 
 
+@pytest.mark.parametrize(
+    "arguments, code, text",
+    [
+        (["--ros-args", "--help"], 0, "usage: rgbd_fusion_node [--ros-args"),
+        (["--help"], 0, "  steps2: "),
+        (["--ros-args", "--no-such-flag"], 2, "UnknownROSArgsError: ['--no-such-flag']"),
+    ],
+)
+def test_help_and_unknown_ros_arguments_end_without_a_traceback(environment, arguments, code, text):
+    """``rgbd_fusion_node --ros-args --help`` used to end in rclpy's UnknownROSArgsError traceback."""
+    folder, env = environment
+    command = [sys.executable, "-m", "rgbd_fusion_ros.node", *arguments]
+    finished = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == code and text in output and "Traceback" not in output, output
+
+
 def test_a_model_that_fails_to_load_fails_configure(environment):
     folder, env = environment
     log = folder / "bad_model.log"
@@ -171,3 +192,74 @@ def test_a_model_that_fails_to_load_fails_configure(environment):
     finally:
         probe.close()
         stop_node(process)
+
+
+def send_until_logged(probe: Probe, process, log, sec: int, text: str, attempts: int = 6, **frame) -> str:
+    """Send a frame again until ``text`` is in the node's log (early messages can be lost during discovery)."""
+    for _ in range(attempts):
+        send_frame(probe, sec, **frame)
+        try:
+            return wait_for_log(log, text, ANSWER_TIMEOUT_S / attempts, process)
+        except AssertionError:
+            continue
+    return wait_for_log(log, text, 0, process)
+
+
+def with_entry(entry, value):
+    K = K_INPUT.copy()
+    K[entry] = value
+    return K
+
+
+@pytest.mark.parametrize(
+    "problem, frame, warning",
+    [
+        ("huge_fx", {"K": with_entry((0, 0), 1e30)}, "camera_info: camera_info K: fx=1e+30 px is implausible"),
+        ("nan_cx", {"K": with_entry((0, 2), np.nan)}, "camera_info: camera_info K: cx is nan"),
+        (
+            "depth_65535mm",
+            {"depth": np.full((HEIGHT, WIDTH), 65535, np.uint16)},
+            "depth: depth image (16UC1) has no valid pixel (all zero, NaN, infinite, 65535 mm or outside 0.05-20 m)",
+        ),
+        (
+            "depth_1e-30m",
+            {"depth": np.full((HEIGHT, WIDTH), 1e-30, np.float32), "depth_encoding": "32FC1"},
+            "depth: depth image (32FC1) has no valid pixel",
+        ),
+    ],
+)
+def test_implausible_values_are_refused_naming_the_field(graph, problem, frame, warning):
+    """fx = 1e30 used to give depths of 1e28 m, a 65535 mm depth 65.5 m, a NaN cx a message about fx and fy."""
+    probe, process, log = graph
+    sec = {"huge_fx": 40, "nan_cx": 41, "depth_65535mm": 42, "depth_1e-30m": 43}[problem]
+    send_until_logged(probe, process, log, sec, warning, **frame)
+    send_until_answered(probe, sec + 100)
+    assert not probe.with_stamp("/depth/image", sec, 0)
+
+
+def test_strings_from_messages_are_cut_in_the_log(graph):
+    """A 10,000-character encoding was logged verbatim (130 KB of a 202 KB log)."""
+    probe, process, log = graph
+    size_before = log.stat().st_size
+    text = send_until_logged(probe, process, log, 50, "image: unsupported image encoding 'yyyy", encoding="y" * 10_000)
+    assert "(10000 characters)" in text and "y" * 100 not in text
+    assert log.stat().st_size - size_before < 2_000
+
+
+def test_bad_frames_never_displace_a_good_frame_waiting_for_the_worker(graph):
+    """A good frame waits in the worker's single slot while another is inferred; malformed sets arriving
+    meanwhile are refused by a cheap check on arrival instead of taking its place (they took it before)."""
+    probe, process, log = graph
+    waiting = []
+    for round_ in range(6):
+        busy, good = 300 + 10 * round_, 301 + 10 * round_
+        send_frame(probe, busy)  # taken by the worker at once
+        send_frame(probe, good)  # waits in the slot while ``busy`` is inferred
+        for bad in (good + 1, good + 2):
+            send_frame(probe, bad, encoding="yuv422")
+        waiting.append(good)
+        probe.spin_until(lambda good=good: probe.with_stamp("/depth/image", good, 0), ANSWER_TIMEOUT_S / 3)
+    answered = [sec for sec in waiting if probe.with_stamp("/depth/image", sec, 0)]
+    assert answered == waiting, f"good frames displaced by bad ones: {sorted(set(waiting) - set(answered))}"
+    assert "skipping frame: image: unsupported image encoding 'yuv422'" in log.read_text()
+    assert process.poll() is None

@@ -134,3 +134,38 @@ def test_corrupt_and_mismatched_checkpoints_give_clear_errors(tmp_path, tiny_mod
         load_training_state(corrupt_state)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         load_training_state(tmp_path / "missing" / "checkpoint.pt")
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("stage1:\n  train: {steps: 5\n", "not valid YAML: while parsing a flow mapping"),
+        ("stage1:\n  train:\n    steps: -5\n", "stage1.train.steps must be >= 1, got -5"),
+        ("stage1:\n  train:\n    batch_size: 0\n", "stage1.train.batch_size must be >= 1, got 0"),
+        ("stage1:\n  train:\n    lr: fast\n", "stage1.train.lr must be a positive number, got 'fast'"),
+        ("stage1:\n  train:\n    stpes: 10\n", "stage1.train: unknown key(s) ['stpes']"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+    ids=["yaml_syntax", "negative_steps", "zero_batch", "text_lr", "unknown_key", "not_a_mapping"],
+)
+def test_bad_training_config_fails_before_any_work_naming_file_and_field(tmp_path, capsys, text, problem):
+    """A malformed YAML gave a raw traceback; steps -5 / batch_size 0 exited 0 having trained nothing."""
+    from rgbd_fusion_core.cli.main import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    code = main(["train", "--stage", "1", "--config", str(config), "--data", str(tmp_path / "none"), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert code == 1 and f"{config}: " in error and problem in error, error
+    assert len(error.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--batch-size"])
+def test_non_positive_steps_or_batch_flags_are_refused(tmp_path, capsys, flag):
+    from rgbd_fusion_core.cli.main import main
+
+    out = tmp_path / "run"
+    args = ["train", "--stage", "1", "--config", "tiny", "--data", str(tmp_path), "--out", str(out), flag, "0"]
+    assert main(args) == 1
+    assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err and not out.exists()

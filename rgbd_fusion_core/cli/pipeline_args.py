@@ -22,7 +22,8 @@ def pipeline_config_from_args(args) -> PipelineConfig:
     return config_from_plain(PipelineConfig, plain_values(args, PIPELINE_SETTINGS), where="flag")
 
 
-def pipeline_from_args(args):
+def pipeline_from_args(args, video: bool = False):
+    """The Pipeline the flags ask for; ``video``: frames come in order (the person finder tracks)."""
     import torch
 
     from rgbd_fusion_core.inference.pipeline import Pipeline
@@ -31,5 +32,9 @@ def pipeline_from_args(args):
         torch.set_num_threads(args.threads)
     source = config_from_plain(ModelSource, plain_values(args, MODEL_SOURCE_SETTINGS), where="flag")
     return Pipeline.from_pretrained(
-        source.model or None, backend=source.backend, device=source.device, config=pipeline_config_from_args(args)
+        source.model or None,
+        backend=source.backend,
+        device=source.device,
+        config=pipeline_config_from_args(args),
+        video=video,
     )

@@ -35,7 +35,7 @@ def run(args) -> int:
     rgb = read_rgb(args.image)
     h, w = rgb.shape[:2]
     if args.camera:
-        K = read_camera_file(args.camera)
+        K = read_camera_file(args.camera, image_size=(w, h))
     else:
         K = default_intrinsics(w, h)
         print(f"no --camera given: assuming a 60 degree horizontal field of view (fx = {K[0, 0]:.1f} px)")

@@ -24,6 +24,9 @@ def run(args) -> int:
     from rgbd_fusion_core.config import load_stage_config
     from rgbd_fusion_core.training.trainer import train
 
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     config = load_stage_config(args.config, args.stage)
     if args.batch_size:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=args.batch_size))

@@ -21,12 +21,16 @@ from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
 from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics
 from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage2_condition
 from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
+from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.inference.backends import make_backend
 from rgbd_fusion_core.inference.frame_checks import check_frame, sensor_depth_metres
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
+from rgbd_fusion_core.inference.targets import Target, targets_in_frame
 from rgbd_fusion_core.models.checkpoint import load_stage_model
 from rgbd_fusion_core.models.model_files import resolve_model_dir
+from rgbd_fusion_core.people.person import PersonFinder
+from rgbd_fusion_core.people.pose_scale import pose_reference_depth
 from rgbd_fusion_core.runtime.device import resolve_device
 
 
@@ -56,6 +60,10 @@ class Stage:
 
 
 class Pipeline:
+    """Both stages, the person finder and the geometry. ``finder``: a ``people.person.PersonFinder`` used when a
+    frame brings no mask (None: MediaPipe, built on first use); ``video``: frames come in order (the finder
+    tracks people instead of searching every frame from scratch)."""
+
     def __init__(
         self,
         stage1: Stage,
@@ -63,11 +71,15 @@ class Pipeline:
         config: PipelineConfig | None = None,
         device: torch.device | str = "cpu",
         backend: str = "torch",
+        finder: PersonFinder | None = None,
+        video: bool = False,
     ):
         self.stage1, self.stage2 = stage1, stage2
         self.config = config or PipelineConfig()
         self.device = torch.device(device)
         self.backend = backend
+        self.finder = finder
+        self.video = video
         space = stage2.config.depth_space
         if stage1.config.depth_space != space:
             raise ValueError("stage 1 and stage 2 were trained with different depth spaces; they cannot be chained")
@@ -82,6 +94,8 @@ class Pipeline:
         backend: str = "torch",
         device: str = "auto",
         config: PipelineConfig | None = None,
+        finder: PersonFinder | None = None,
+        video: bool = False,
     ) -> Pipeline:
         """Load a model folder (None = the shipped default) on a backend: 'torch', 'onnxruntime' or 'tensorrt'."""
         dev = resolve_device(device)
@@ -91,11 +105,11 @@ class Pipeline:
             stage_config, module = load_stage_model(path, expected_stage=stage)
             denoiser = make_backend(backend, stage_config, module, dev, source=path)
             stages.append(Stage(stage_config, denoiser, GaussianDiffusion(stage_config.diffusion)))
-        return cls(stages[0], stages[1], config, dev, backend)
+        return cls(stages[0], stages[1], config, dev, backend, finder, video)
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
-        """The same loaded models with other inference settings."""
-        return Pipeline(self.stage1, self.stage2, config, self.device, self.backend)
+        """The same loaded models (and person finder) with other inference settings."""
+        return Pipeline(self.stage1, self.stage2, config, self.device, self.backend, self.finder, self.video)
 
     # ------------------------------------------------------------------------------------------------------
     def __call__(self, frames: Frame | list[Frame]) -> PipelineResult | list[PipelineResult]:
@@ -105,6 +119,7 @@ class Pipeline:
 
     @torch.no_grad()
     def run(self, frames: list[Frame]) -> list[PipelineResult]:
+        """One PipelineResult per frame; every person found in a frame runs through the stages in one batch."""
         cfg, space, dev = self.config, self.space, self.device
         low, high = self.stage1.resolution, self.stage2.resolution
         if not frames:
@@ -118,78 +133,131 @@ class Pipeline:
             timings[name] = timings.get(name, 0.0) + 1000 * (now - clock)
             clock = now
 
-        # 1. Validate and place the square person crop of each frame.
+        # 1. Validate each frame and find its people (the given mask or ROI, or the person finder).
         for i, frame in enumerate(frames):
             check_frame(frame, where=f"frame {i}")
-        boxes = [self._crop_box(f) for f in frames]
+        per_frame = [targets_in_frame(frame, cfg, self._person_finder) for frame in frames]
+        jobs = [(i, target) for i, targets in enumerate(per_frame) for target in targets]
+        lap("people")
 
-        # 2. Cut and resize: RGB to 64 (stage 1) and 256 (stage 2, point colours); masks and sensor depth alike.
-        crops = [cut(f.rgb, b) for f, b in zip(frames, boxes)]
+        # 2. A square crop per person, cut once and resized to each stage's resolution, K folded alike.
+        boxes = [self._crop_box(frames[i], target) for i, target in jobs]
+        crops = [cut(frames[i].rgb, box) for (i, _), box in zip(jobs, boxes)]
         rgb_high = [resize_area(crop, high) for crop in crops]
         rgb_low = [resize_area(crop, low) for crop in crops]
-        K_high = [crop_intrinsics(f.K, b[0], b[1], b[2], high) for f, b in zip(frames, boxes)]
-        K_low = [crop_intrinsics(f.K, b[0], b[1], b[2], low) for f, b in zip(frames, boxes)]
+        K_high = [crop_intrinsics(frames[i].K, b[0], b[1], b[2], high) for (i, _), b in zip(jobs, boxes)]
+        K_low = [crop_intrinsics(frames[i].K, b[0], b[1], b[2], low) for (i, _), b in zip(jobs, boxes)]
         lap("crop")
 
-        # 3. Stage 1 (64x64 depth from RGB), or the sensor depth as the stage-2 condition.
-        z_refs: list[float | None] = [None] * len(frames)
-        sources: list[str] = [""] * len(frames)
-        depth_low = torch.empty(len(frames), 1, low, low, device=dev)
-        sensor = [i for i, f in enumerate(frames) if f.sensor_depth is not None]
-        predicted = [i for i, f in enumerate(frames) if f.sensor_depth is None]
-        for i in sensor:
-            depth_low[i, 0], z_refs[i] = self._sensor_condition(frames[i], boxes[i], low)
-            sources[i] = "sensor"
+        # 3. Stage 1 (low-res depth from RGB), or the sensor depth as the stage-2 condition; kept on the device.
+        count = len(jobs)
+        z_refs: list[float | None] = [None] * count
+        sources: list[str] = [""] * count
+        depth_low = torch.empty(count, 1, low, low, device=dev)
+        predicted = []
+        for j, ((i, target), box) in enumerate(zip(jobs, boxes)):
+            if frames[i].sensor_depth is None:
+                predicted.append(j)
+                continue
+            depth_low[j, 0], z_refs[j] = self._sensor_condition(frames[i], target, box, low)
+            sources[j] = "sensor"
         if predicted:
-            rgb = rgb_to_network(np.stack([rgb_low[i] for i in predicted])).to(dev)
+            rgb = rgb_to_network(np.stack([rgb_low[j] for j in predicted])).to(dev)
             depth_low[predicted] = self.stage1_depth(rgb, self._noise(len(predicted), (1, low, low)))
         lap("stage1")
 
-        # 4. Stage 2 (256x256 from RGB-D); several samples when uncertainty is asked for.
+        # 4. Stage 2 (high-res from RGB-D); several samples when uncertainty is asked for.
         samples = max(1, cfg.uncertainty_samples)
-        rgb = rgb_to_network(np.stack(rgb_high)).to(dev).repeat_interleave(samples, dim=0)
-        noise = self._noise(len(frames), (1, high, high), samples)
-        depth_high = self.stage2_depth(rgb, depth_low.repeat_interleave(samples, dim=0), noise)
-        depth_high = depth_high.float().cpu().view(len(frames), samples, high, high)
+        depth_high = torch.empty(count, samples, high, high)
+        if count:
+            rgb = rgb_to_network(np.stack(rgb_high)).to(dev).repeat_interleave(samples, dim=0)
+            noise = self._noise(count, (1, high, high), samples)
+            out = self.stage2_depth(rgb, depth_low.repeat_interleave(samples, dim=0), noise)
+            depth_high = out.float().cpu().view(count, samples, high, high)
         depth_low = depth_low.float().cpu()
         lap("stage2")
 
-        # 5. Metric scale: the reference depth, then network space -> metres; 6. point cloud; 7. full frame.
-        results = []
-        for i, frame in enumerate(frames):
-            net_high = depth_high[i, 0].numpy()
-            if z_refs[i] is None:
-                z_refs[i], sources[i] = self._reference_depth(net_high, K_high[i])
-            depth_m = space.to_metres(net_high, z_refs[i]).astype(np.float32)
-            low_m = space.to_metres(depth_low[i, 0].numpy(), z_refs[i]).astype(np.float32)
-            points, pixels = backproject(depth_m, K_high[i])
-            colors = rgb_high[i][pixels[:, 0], pixels[:, 1]]
+        # 5. Per person: limit to the mask, metric scale, no flying pixels, points. 6. Gather per frame.
+        people = []
+        for j, ((i, target), box) in enumerate(zip(jobs, boxes)):
+            frame = frames[i]
+            net_high = depth_high[j, 0].numpy()
+            allowed = self._allowed_pixels(target, box, high)
+            if allowed is not None:
+                net_high = np.where(allowed, net_high, -1.0).astype(np.float32)
+            if z_refs[j] is None:
+                z_refs[j], sources[j] = self._reference_depth(net_high, K_high[j], target, frame.K)
+            depth_m = remove_flying_pixels(space.to_metres(net_high, z_refs[j]), cfg.edge_step_m)
+            low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
+            points, pixels = backproject(depth_m, K_high[j])
             uncertainty = None
             if samples > 1:
                 # std over samples; NaN where any sample has no person (or the output has none)
-                uncertainty = space.to_metres(depth_high[i].numpy(), z_refs[i]).std(axis=0).astype(np.float32)
+                uncertainty = space.to_metres(depth_high[j].numpy(), z_refs[j]).std(axis=0).astype(np.float32)
                 uncertainty[~np.isfinite(depth_m)] = np.nan
-            results.append(
+            people.append(
                 PipelineResult(
                     depth=depth_m,
-                    K_crop=K_high[i],
-                    crop_box=boxes[i],
-                    rgb_crop=rgb_high[i],
+                    K_crop=K_high[j],
+                    crop_box=box,
+                    rgb_crop=rgb_high[j],
                     depth_low_res=low_m,
-                    K_low_res=K_low[i],
+                    K_low_res=K_low[j],
                     points=points,
-                    colors=colors,
-                    z_ref=float(z_refs[i]),
-                    z_ref_source=sources[i],
+                    colors=rgb_high[j][pixels[:, 0], pixels[:, 1]],
+                    z_ref=float(z_refs[j]),
+                    z_ref_source=sources[j],
                     nfe=(0 if frame.sensor_depth is not None else cfg.steps1) + cfg.steps2 * samples,
-                    depth_full=paste_back(depth_m, boxes[i], frame.rgb.shape[:2]) if cfg.full_frame else None,
                     uncertainty=uncertainty,
+                    person_source=target.source,
                 )
             )
+        results = []
+        for i, frame in enumerate(frames):
+            mine = [person for (k, _), person in zip(jobs, people) if k == i]
+            results.append(self._frame_result(frame, mine, high, low))
         lap("metric")
         for result in results:
             result.timings_ms = {k: v / len(frames) for k, v in timings.items()}
         return results
+
+    def _frame_result(self, frame: Frame, people: list[PipelineResult], high: int, low: int) -> PipelineResult:
+        """The frame's result: the most prominent person's crop, everyone's points, depth_full with everyone
+        (where people overlap, the nearer depth wins); an empty result when nobody was found."""
+        shape = frame.rgb.shape[:2]
+        if not people:
+            box = centre_box(shape)
+            return PipelineResult(
+                depth=np.full((high, high), np.nan, np.float32),
+                K_crop=crop_intrinsics(frame.K, box[0], box[1], box[2], high),
+                crop_box=box,
+                rgb_crop=resize_area(cut(frame.rgb, box), high),
+                depth_low_res=np.full((low, low), np.nan, np.float32),
+                K_low_res=crop_intrinsics(frame.K, box[0], box[1], box[2], low),
+                points=np.zeros((0, 3), np.float32),
+                colors=np.zeros((0, 3), np.uint8),
+                z_ref=float("nan"),
+                z_ref_source="none",
+                nfe=0,
+                depth_full=np.full(shape, np.nan, np.float32) if self.config.full_frame else None,
+                people_found=0,
+                person_source="none",
+            )
+        first = people[0]
+        result = dataclasses.replace(
+            first,
+            points=np.concatenate([p.points for p in people]),
+            colors=np.concatenate([p.colors for p in people]),
+            nfe=sum(p.nfe for p in people),
+            people_found=len(people),
+            others=people[1:],
+        )
+        if self.config.full_frame:
+            full = np.full(shape, np.nan, np.float32)
+            for person in people:
+                full = np.fmin(full, paste_back(person.depth, person.crop_box, shape))
+            result.depth_full = full
+        return result
 
     # --- the two stages in network space (also what evaluation scores) ---------------------------------------
     def stage1_depth(self, rgb_low: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -203,18 +271,37 @@ class Pipeline:
         return self.stage2.sample(cond, self.config.sampler2, self.config.steps2, noise)
 
     # ------------------------------------------------------------------------------------------------------
-    def _crop_box(self, frame: Frame) -> tuple[int, int, int]:
+    def _crop_box(self, frame: Frame, target: Target) -> tuple[int, int, int]:
         mode, margin = self.config.crop_mode, self.config.crop_margin
         shape = frame.rgb.shape[:2]
-        if mode == "mask" or (mode == "auto" and frame.mask is not None):
-            if frame.mask is None:
+        if mode == "mask" or (mode == "auto" and target.mask is not None):
+            if target.mask is None:
                 raise ValueError("crop_mode 'mask' needs a person mask")
-            return mask_box(frame.mask, margin)
-        if mode == "roi" or (mode == "auto" and frame.roi is not None):
-            if frame.roi is None:
+            return mask_box(target.mask, margin)
+        if mode == "roi" or (mode == "auto" and target.roi is not None):
+            if target.roi is None:
                 raise ValueError("crop_mode 'roi' needs a region of interest")
-            return roi_box(frame.roi, shape, margin)
+            return roi_box(target.roi, shape, margin)
         return centre_box(shape)
+
+    def _allowed_pixels(self, target: Target, box, size: int) -> np.ndarray | None:
+        """(size, size) bool: where this person may have depth (their mask in the crop, grown by the margin);
+        None when no mask limits the output."""
+        if target.mask is None:
+            return None
+        mask = resize_nearest(cut(target.mask.astype(np.uint8), box), size)
+        margin = self.config.mask_margin_px
+        if margin > 0:
+            mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+        return mask > 0
+
+    def _person_finder(self) -> PersonFinder:
+        """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another)."""
+        if self.finder is None:
+            from rgbd_fusion_core.people.mediapipe_finder import MediaPipeFinder
+
+            self.finder = MediaPipeFinder(max_people=self.config.max_people, tracking=self.video)
+        return self.finder
 
     def _noise(self, frames: int, shape: tuple, samples: int = 1) -> torch.Tensor:
         """Starting noise (frames * samples, *shape). With a seed, every frame gets the same noise draws, so a
@@ -227,11 +314,11 @@ class Pipeline:
         per_frame = torch.randn((samples, *shape), generator=generator)
         return per_frame.repeat(frames, *([1] * len(shape))).to(self.device)
 
-    def _sensor_condition(self, frame: Frame, box, size: int) -> tuple[torch.Tensor, float]:
+    def _sensor_condition(self, frame: Frame, target: Target, box, size: int) -> tuple[torch.Tensor, float]:
         """Sensor depth in the crop -> ((size, size) network-space depth, z_ref). The person is the mask when given,
         else the sensor pixels within the depth window around the median depth of the crop's central area."""
         depth = cut(sensor_depth_metres(frame.sensor_depth), box)
-        mask = cut(frame.mask, box) > 0 if frame.mask is not None else None
+        mask = cut(target.mask.astype(np.uint8), box) > 0 if target.mask is not None else None
         z_ref = reference_depth(depth, mask) if mask is not None else centre_reference_depth(depth)
         if not np.isfinite(z_ref):
             raise ValueError("sensor depth: no valid depth on the person inside the crop")
@@ -240,15 +327,20 @@ class Pipeline:
         low = resize_nearest(np.where(mask, depth, 0).astype(np.float32), size)
         return torch.from_numpy(self.space.to_network(low, z_ref)).to(self.device), z_ref
 
-    def _reference_depth(self, net_high: np.ndarray, K_high: np.ndarray) -> tuple[float, str]:
-        """z_ref without a sensor: the human-height prior (the height in pixels of the largest connected
-        foreground region, assumed ``person_height_m`` tall: z = fy * H / h_px) or the configured fixed
-        distance. Stray foreground specks do not count towards the height."""
+    def _reference_depth(self, net_high: np.ndarray, K_high: np.ndarray, target: Target, K: np.ndarray):
+        """z_ref without a sensor -> (metres, source). ``pose``: the finder's metric 3D keypoints fitted to its 2D
+        keypoints through the frame's K (people.pose_scale), works for partial views; ``height_prior``: the
+        height in pixels of the largest connected foreground region, assumed ``person_height_m`` tall
+        (z = fy * H / h_px); ``fixed``: the configured distance. ``auto`` tries pose, then the height prior."""
         cfg = self.config
         if cfg.reference_depth == "sensor":
             raise ValueError("reference_depth 'sensor' needs a sensor depth image")
         if cfg.reference_depth == "fixed":
             return cfg.fixed_distance_m, "fixed"
+        if cfg.reference_depth in ("auto", "pose") and target.keypoints_2d is not None:
+            z_ref = pose_reference_depth(target.keypoints_2d, target.keypoints_3d, K)
+            if z_ref is not None:
+                return z_ref, "pose"
         height_px = largest_region_height(net_high > self.space.threshold)
         if height_px < 2:
             return cfg.fixed_distance_m, "fixed"  # no person found: nothing to scale by

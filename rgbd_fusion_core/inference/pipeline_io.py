@@ -39,12 +39,17 @@ class PipelineResult:
     rgb_crop: (256, 256, 3) uint8, the colours of the crop.
     depth_low_res: (64, 64) float32 metres (stage-1 output or resized sensor depth), NaN background.
     K_low_res: (3, 3) intrinsics of the 64x64 crop.
-    points: (N, 3) float32 camera-optical-frame points in metres (x right, y down, z forward).
+    points: (N, 3) float32 camera-optical-frame points in metres (x right, y down, z forward), of every person
+    found in the frame (this person's own plus those in ``others``).
     colors: (N, 3) uint8 RGB of those points.
     depth_full: optional (H, W) float32 metres aligned with the input image (NaN elsewhere).
     uncertainty: optional (256, 256) float32 metres, per-pixel standard deviation over samples.
-    z_ref: reference depth in metres used for the metric conversion; z_ref_source: "sensor",
-    "height_prior" or "fixed". nfe: network evaluations spent. timings_ms: per-step wall times.
+    z_ref: reference depth in metres used for the metric conversion; z_ref_source: "sensor", "pose",
+    "height_prior", "fixed" or "none". nfe: network evaluations spent. timings_ms: per-step wall times.
+    people_found: people in the frame (0: nobody; then depth is all NaN, points empty, z_ref NaN).
+    person_source: where this person came from ("mask", "roi", "finder", "centre").
+    others: the frame's further people (most prominent first), each a PipelineResult of its own crop whose
+    points are its own only. The crop fields above are the most prominent person's; depth_full holds all.
     """
 
     depth: np.ndarray
@@ -61,9 +66,13 @@ class PipelineResult:
     depth_full: np.ndarray | None = None
     uncertainty: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    people_found: int = 1
+    person_source: str = ""
+    others: list[PipelineResult] = field(default_factory=list)
 
 
-REFERENCE_DEPTH_STRATEGIES = ("auto", "sensor", "height_prior", "fixed")
+REFERENCE_DEPTH_STRATEGIES = ("auto", "sensor", "pose", "height_prior", "fixed")
+PERSON_SOURCES = ("auto", "finder", "mask", "none")
 CROP_MODES = ("auto", "mask", "roi", "center")
 SAMPLER_NAMES = tuple(SAMPLERS)
 MAX_SEED = 2**31 - 1  # ROS integer parameters are int64, seeds fit int32 everywhere
@@ -90,6 +99,21 @@ class PipelineConfig:
         2.5, "person distance (m) for reference_depth=fixed and when nothing else gives one", value_range=(0.1, 50.0)
     )
     person_height_m: float = setting(1.7, "person height (m) for the height prior", value_range=(0.5, 2.5))
+    person_source: str = setting(
+        "auto",
+        "where the people are: auto (the given mask or ROI, else the person finder), finder, mask (given only), "
+        "none (no finder: the given mask or ROI, else one centred crop)",
+        choices=PERSON_SOURCES,
+    )
+    max_people: int = setting(3, "most people processed per frame (most prominent first)", value_range=(1, 16))
+    mask_margin_px: int = setting(
+        4, "output pixels allowed outside the person mask, at the stage-2 resolution", value_range=(0, 64)
+    )
+    edge_step_m: float = setting(
+        0.08,
+        "flying-pixel filter: silhouette pixels more than this far behind a neighbour are dropped (m); 0 = off",
+        value_range=(0.0, 2.0),
+    )
     crop_mode: str = setting(
         "auto", "person crop: auto (mask, else roi, else centre), mask, roi, center", choices=CROP_MODES
     )

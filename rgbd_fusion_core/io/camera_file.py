@@ -11,26 +11,67 @@ import yaml
 from rgbd_fusion_core.geometry.camera import intrinsics
 from rgbd_fusion_core.inference.frame_checks import check_intrinsics
 
+SIZE_KEYS = (("image_width", "image_height"), ("width", "height"))  # ROS camera_info YAML, then plain keys
 
-def read_camera_file(path: str | Path) -> np.ndarray:
+
+def _numbers(path: Path, field: str, value, count: int) -> np.ndarray:
+    """``count`` numbers from ``value``, or ``ValueError`` naming the file and the field."""
+    try:
+        numbers = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {field} must be numbers ({error})") from None
+    if numbers.size != count:
+        raise ValueError(f"{path}: {field} must hold {count} numbers, got {numbers.size}")
+    return numbers
+
+
+def _stated_size(path: Path, data: dict) -> tuple[int, int] | None:
+    """(width, height) the file says it was calibrated for, or None when it does not say."""
+    for width_key, height_key in SIZE_KEYS:
+        if width_key in data or height_key in data:
+            size = _numbers(path, f"{width_key}/{height_key}", [data.get(width_key), data.get(height_key)], 2)
+            if not (np.all(size > 0) and np.all(size == np.round(size))):
+                raise ValueError(f"{path}: {width_key}/{height_key} must be positive whole numbers, got {size}")
+            return int(size[0]), int(size[1])
+    return None
+
+
+def read_camera_file(path: str | Path, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """K (3, 3) from a camera file; every error names the file and the field.
+
+    image_size: (width, height) of the image it will be used with. A file that states another size
+    (``image_width``/``image_height`` or ``width``/``height``) is refused with both sizes named; with a size,
+    the intrinsics must also be plausible for it (focal length, principal point).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"camera file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid YAML/JSON ({error})") from error
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with K, camera_matrix or fx/fy/cx/cy")
     if "camera_matrix" in data:
-        K = np.asarray(data["camera_matrix"]["data"], dtype=np.float64).reshape(3, 3)
+        matrix = data["camera_matrix"]
+        if not isinstance(matrix, dict) or "data" not in matrix:
+            raise ValueError(f"{path}: camera_matrix must be a mapping with a 'data' list of 9 numbers")
+        K = _numbers(path, "camera_matrix.data", matrix["data"], 9).reshape(3, 3)
     elif "K" in data or "k" in data:
-        K = np.asarray(data.get("K", data.get("k")), dtype=np.float64).reshape(3, 3)
+        key = "K" if "K" in data else "k"
+        K = _numbers(path, key, data[key], 9).reshape(3, 3)
     elif {"fx", "fy", "cx", "cy"} <= set(data):
-        K = intrinsics(data["fx"], data["fy"], data["cx"], data["cy"])
+        fx, fy, cx, cy = (_numbers(path, key, data[key], 1)[0] for key in ("fx", "fy", "cx", "cy"))
+        K = intrinsics(fx, fy, cx, cy)
     else:
         raise ValueError(f"{path}: no intrinsics found (keys: K, camera_matrix.data, or fx/fy/cx/cy)")
-    return check_intrinsics(K, str(path))
+    stated = _stated_size(path, data)
+    if image_size is not None and stated is not None and tuple(stated) != tuple(image_size):
+        raise ValueError(
+            f"{path}: the camera file is for a {stated[0]}x{stated[1]} image but the image is "
+            f"{image_size[0]}x{image_size[1]} (calibrate for this size, or scale fx, fy, cx, cy by the size ratio)"
+        )
+    return check_intrinsics(K, str(path), image_size)
 
 
 def default_intrinsics(width: int, height: int, horizontal_fov_deg: float = 60.0) -> np.ndarray:

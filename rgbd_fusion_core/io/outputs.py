@@ -7,11 +7,12 @@ file under the final name). ``staged_directory`` does the same for a whole outpu
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,19 +84,55 @@ def staging_prefix(final: str | os.PathLike) -> str:
     return f".{Path(final).name}.partial-"
 
 
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_staging(final: str | os.PathLike) -> list[Path]:
+    """Remove the staging folders of ``final`` left by killed runs (their pid, in the name, is no longer
+    running); returns what was removed. Folders of running processes, or without a pid, are left alone."""
+    final = Path(final)
+    prefix = staging_prefix(final)
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for candidate in final.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = candidate.name[len(prefix) :].split("-", 1)[0]
+        if candidate.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
 @contextmanager
-def staged_directory(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def staged_directory(
+    final: str | os.PathLike, overwrite: bool = False, on_stale: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
     """Build an output folder under a temporary name and move it to ``final`` only when the block succeeds.
 
     Yields a path that does not exist yet (same name as ``final``, inside a hidden staging folder next to it, so
     writers that name files after their folder produce the final names); the block creates it. On success the
     folder is renamed to ``final``; an existing ``final`` is replaced only when ``overwrite`` is set, otherwise
     ``FileExistsError``. On any error (including KeyboardInterrupt) the staging folder is removed.
+
+    The staging folder's name holds this process's id; staging folders of ``final`` whose process is gone (a
+    run killed by SIGKILL or a power cut) are removed first, each reported to ``on_stale``.
     """
     final = Path(final)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists already (use --overwrite to replace it)")
-    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(final), dir=final.parent))
+    for stale in remove_stale_staging(final):
+        if on_stale is not None:
+            on_stale(stale)
+    staging = Path(tempfile.mkdtemp(prefix=f"{staging_prefix(final)}{os.getpid()}-", dir=final.parent))
     try:
         built = staging / final.name
         yield built

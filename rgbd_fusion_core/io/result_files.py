@@ -35,6 +35,7 @@ def write_result(folder: str | Path, result: PipelineResult, prefix: str = "") -
     summary = {
         "K_crop": result.K_crop.tolist(),
         "crop_box_xy_size": list(result.crop_box),
+        "people_found": result.people_found,
         "z_ref_m": result.z_ref,
         "z_ref_source": result.z_ref_source,
         "nfe": result.nfe,

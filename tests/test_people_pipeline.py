@@ -1,0 +1,113 @@
+"""The Pipeline on people: the real person finder and the shipped model on rendered people pasted into camera
+frames (ground truth known), several people, nobody, mask-first output and the flying-pixel filter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rgbd_fusion_core.geometry.depth_edges import behind_share, remove_flying_pixels
+from rgbd_fusion_core.inference.pipeline import Pipeline
+from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
+
+DEMO = Path(__file__).resolve().parents[1] / "rgbd_fusion_core" / "demo_frames"
+FRAME_SHAPE = (480, 640)
+
+
+def render(index: int):
+    """A bundled render: rgb (256, 256, 3) uint8, true depth (256, 256) metres (0 = background), K (3, 3)."""
+    sample = json.loads((DEMO / "dataset.json").read_text())["samples"][index]
+    files = sample["files"]["256"]
+    rgb = cv2.cvtColor(cv2.imread(str(DEMO / files["rgb"])), cv2.COLOR_BGR2RGB)
+    depth = cv2.imread(str(DEMO / files["depth"]), cv2.IMREAD_UNCHANGED).astype(np.float64) / 1000.0
+    return rgb, depth, np.array(sample["K"]["256"], np.float64)
+
+
+def paste(renders: list[tuple[np.ndarray, np.ndarray, np.ndarray]], xs: list[int], y: int = 112):
+    """Renders side by side in one grey 480x640 camera frame (all share the first render's K, shifted)."""
+    rgb = np.full((*FRAME_SHAPE, 3), 118, np.uint8)
+    depth = np.zeros(FRAME_SHAPE)
+    for (r, d, _), x in zip(renders, xs):
+        person = d > 0
+        rgb[y : y + 256, x : x + 256][person] = r[person]
+        depth[y : y + 256, x : x + 256][person] = d[person]
+    K = renders[0][2].copy()
+    K[0, 2] += xs[0]
+    K[1, 2] += y
+    return rgb, depth, K
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
+    return Pipeline.from_pretrained(device="cpu", config=PipelineConfig(full_frame=True))
+
+
+def test_one_rendered_person_is_found_limited_to_them_and_scaled_from_the_pose(pipeline):
+    rgb, depth, K = paste([render(0)], [192])
+    result = pipeline(Frame(rgb, K))
+    truth = depth > 0
+    predicted = np.isfinite(result.depth_full)
+    assert result.people_found == 1 and result.person_source == "finder" and result.z_ref_source == "pose"
+    assert (predicted & truth).sum() / (predicted | truth).sum() > 0.8
+    assert (predicted & truth).sum() / predicted.sum() > 0.9  # precision: no background becomes person
+    near = cv2.dilate(truth.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    assert (predicted & ~near).sum() == 0  # nothing beyond the finder mask's edge allowance
+    true_z = float(np.median(depth[truth]))
+    assert abs(result.z_ref - true_z) / true_z < 0.2, (result.z_ref, true_z)
+
+
+def test_two_people_get_two_crops_and_both_are_in_the_cloud(pipeline):
+    rgb, depth, K = paste([render(1), render(2)], [40, 344])
+    result = pipeline(Frame(rgb, K))
+    assert result.people_found == 2 and len(result.others) == 1
+    boxes = [result.crop_box, result.others[0].crop_box]
+    assert sorted(box[0] + box[2] / 2 < 320 for box in boxes) == [False, True]  # one crop per side
+    u = K[0, 0] * result.points[:, 0] / result.points[:, 2] + K[0, 2]
+    assert (u < 300).sum() > 500 and (u > 340).sum() > 500
+    assert len(result.points) == len(result.colors) == sum(np.isfinite(p.depth).sum() for p in [result, *result.others])
+    left, right = depth[:, :320] > 0, depth[:, 320:] > 0
+    assert np.isfinite(result.depth_full[:, :320])[left].mean() > 0.7
+    assert np.isfinite(result.depth_full[:, 320:])[right].mean() > 0.7
+
+
+def test_a_frame_with_nobody_gives_an_empty_result(pipeline):
+    for rgb in (np.full((*FRAME_SHAPE, 3), 118, np.uint8), np.zeros((40, 40, 3), np.uint8)):
+        K = np.array([[500.0, 0, rgb.shape[1] / 2], [0, 500.0, rgb.shape[0] / 2], [0, 0, 1]])
+        result = pipeline(Frame(rgb, K))
+        assert result.people_found == 0 and result.points.shape == (0, 3) and result.nfe == 0
+        assert np.isnan(result.depth).all() and np.isnan(result.depth_full).all()
+
+
+def test_a_person_cut_by_the_frame_edge_is_still_processed(pipeline):
+    rgb, depth, K = paste([render(3)], [192], y=112)
+    result = pipeline(Frame(rgb[:250].copy(), K))  # the frame ends at the person's hips or above
+    assert result.people_found == 1 and len(result.points) > 500
+
+
+def test_a_given_mask_limits_the_output(pipeline):
+    rgb, depth, K = paste([render(4)], [192])
+    half = depth > 0
+    half[:, 320:] = False  # the user's mask covers only the left half of the person
+    result = pipeline(Frame(rgb, K, mask=half))
+    predicted = np.isfinite(result.depth_full)
+    assert result.person_source == "mask" and predicted.sum() > 500
+    margin = pipeline.config.mask_margin_px * result.crop_box[2] / 256 + 2
+    assert predicted[:, int(320 + margin) :].sum() == 0
+
+
+def test_flying_pixel_filter_peels_a_trailing_ramp_but_keeps_interior_steps():
+    depth = np.full((40, 40), np.nan, np.float32)
+    depth[10:30, 10:30] = 2.0
+    depth[15:25, 15:20] = 1.6  # an arm in front of the torso: an interior step, not a silhouette edge
+    for ring, column in enumerate(range(30, 36)):  # a wedge trailing 0.12 m further per pixel
+        depth[10:30, column] = 2.0 + 0.12 * (ring + 1)
+    cleaned = remove_flying_pixels(depth, max_step_m=0.08)
+    assert np.isnan(cleaned[:, 30:]).all()
+    np.testing.assert_array_equal(cleaned[10:30, 10:30], depth[10:30, 10:30])
+    assert behind_share(depth, 0.4) > 0.05 and behind_share(cleaned, 0.4) == 0.0
+    np.testing.assert_array_equal(remove_flying_pixels(depth, 0.0)[np.isfinite(depth)], depth[np.isfinite(depth)])
