@@ -36,7 +36,6 @@ OUTPUT_TOPICS: dict[str, str] = {
     "points": POINT_CLOUD_TYPE,
     "depth/uncertainty": IMAGE_TYPE,
 }
-OPTIONAL_OUTPUTS = ("depth/image_full", "depth/low_res", "depth/uncertainty")
 
 POINT_STEP = 16  # x, y, z, rgb: four float32
 

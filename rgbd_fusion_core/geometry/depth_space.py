@@ -67,10 +67,6 @@ class DepthSpace:
         z = z_ref - (d - self.centre) / self.scale
         return lib.where(d > self.threshold, z, lib.full_like(z, float("nan")))
 
-    def foreground(self, d):
-        """Boolean foreground mask of a network-space depth."""
-        return d > self.threshold
-
     def clean(self, d):
         """The paper's post-processing: values at or below the threshold set to exactly -1."""
         lib = torch if isinstance(d, torch.Tensor) else np

@@ -16,8 +16,6 @@ from rgbd_fusion_core.io.atomic import write_bytes_atomic
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must be set before cv2 is imported
 import cv2  # noqa: E402
 
-FLOAT_DEPTH_SUFFIXES = (".npy", ".exr")
-
 
 def _read_raw(path: Path) -> np.ndarray:
     if not path.is_file():
