@@ -57,12 +57,14 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Depth-noise augmentation of the stage-2 depth condition (paper: sigma_d ~ U[0, 0.06], p = 0.5)."""
+    """Depth-noise augmentation of the stage-2 depth condition (paper: sigma_d ~ U[0, 0.06], p = 0.5), and for a
+    pose-conditioned stage 1 the share of samples trained without keypoints (as when a user's mask comes alone)."""
 
     enabled: bool = True
     sigma_min: float = 0.0
     sigma_max: float = 0.06
     probability: float = 0.5
+    keypoint_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class StageConfig:
 
     stage: int = 1  # 1: 64x64 depth from RGB; 2: 256x256 depth from RGB-D
     resolution: int = 64
+    # stage 1's condition: "rgb" (the paper) or "rgb_pose" (RGB + the person finder's mask and a rasterised
+    # skeleton carrying the keypoints' relative depth: see geometry/pose_channels.py)
+    conditioning: str = "rgb"
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -130,8 +135,26 @@ _NESTED = {
 }
 
 
+CONDITIONINGS = {"rgb": 3, "rgb_pose": 6}  # stage-1 condition kind -> its channels
+
+
 def stage_config_from_dict(values: dict, where: str = "config") -> StageConfig:
-    return _build(StageConfig, values, where)
+    return check_conditioning(_build(StageConfig, values, where), where)
+
+
+def check_conditioning(config: StageConfig, where: str = "config") -> StageConfig:
+    """The model's condition channels must match what the stage is fed; a ValueError naming both otherwise."""
+    if config.conditioning not in CONDITIONINGS:
+        raise ValueError(f"{where}.conditioning must be one of {sorted(CONDITIONINGS)}, got {config.conditioning!r}")
+    if config.stage == 2 and config.conditioning != "rgb":
+        raise ValueError(f"{where}.conditioning: stage 2 is conditioned on RGB-D only, got {config.conditioning!r}")
+    expected = CONDITIONINGS[config.conditioning] if config.stage == 1 else 4
+    if config.model.cond_channels != expected:
+        raise ValueError(
+            f"{where}.model.cond_channels is {config.model.cond_channels}, but stage {config.stage} with "
+            f"conditioning {config.conditioning!r} is fed {expected} channels"
+        )
+    return config
 
 
 POSITIVE_TRAIN_FIELDS = ("steps", "batch_size", "checkpoint_every", "log_every")

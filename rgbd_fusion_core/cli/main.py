@@ -18,6 +18,7 @@ from rgbd_fusion_core.apps.threads import prefer_passive_omp_wait
 SUBCOMMANDS = {
     "make-dataset": "rgbd_fusion_core.cli.make_dataset",
     "show-dataset": "rgbd_fusion_core.cli.show_dataset",
+    "annotate": "rgbd_fusion_core.cli.annotate",
     "train": "rgbd_fusion_core.cli.train",
     "evaluate": "rgbd_fusion_core.cli.evaluate",
     "predict": "rgbd_fusion_core.cli.predict",

@@ -8,6 +8,8 @@ Each item is a dict of float32 tensors at both resolutions the two stages use:
 - ``mask64``, ``mask256`` (1, H, W): person mask in {0, 1} (the mask file, or depth > 0 when there is none).
 - ``z_ref``: scalar, metres: median foreground depth of the 256 depth map, used for BOTH resolutions.
 - ``K64``, ``K256`` (3, 3): pinhole intrinsics of each image.
+- ``pose64`` (3, 64, 64): the person finder's mask and skeleton channels (``people/pose_channels.py``), only
+  when the dataset is annotated (format version 2, ``rgbd-fusion annotate``).
 - ``id``, ``subject``: strings.
 
 A dataset with only the 256 resolution gets its 64 x 64 view derived here: RGB by area averaging
@@ -32,6 +34,7 @@ from rgbd_fusion_core.geometry.conditioning import rgb_to_network
 from rgbd_fusion_core.geometry.crop import resize_area
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
+from rgbd_fusion_core.people.pose_channels import keypoints_to_crop, pose_channels
 
 HIGH_RES = 256
 LOW_RES = 64
@@ -109,6 +112,9 @@ class RGBDDataset(Dataset):
             )
         flip = self.augment_flip and bool(torch.rand(()) < 0.5)
         out = {"id": sample.id, "subject": sample.subject, "z_ref": torch.tensor(z_ref, dtype=torch.float32)}
+        if sample.person is not None:
+            pose = self._pose(sample, LOW_RES)
+            out[f"pose{LOW_RES}"] = torch.from_numpy(np.ascontiguousarray(pose[..., ::-1] if flip else pose))
         for resolution, (rgb, depth, mask) in views.items():
             intrinsics = np.array(K[resolution], dtype=np.float64)
             if flip:
@@ -120,3 +126,12 @@ class RGBDDataset(Dataset):
             out[f"mask{resolution}"] = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None]
             out[f"K{resolution}"] = torch.from_numpy(intrinsics.astype(np.float32))
         return out
+
+    def _pose(self, sample: SampleEntry, size: int) -> np.ndarray:
+        """(3, size, size) pose channels from the sample's finder annotation (all "nobody" when it found none)."""
+        person = sample.person
+        if not person["found"]:
+            return pose_channels(None, None, None, size, self.depth_space.scale)
+        mask = resize_area(read_mask(self.index.root / person["mask"]).astype(np.float32), size) >= 0.5
+        keypoints = keypoints_to_crop(np.asarray(person["keypoints_2d"], np.float32), (0, 0, HIGH_RES), size)
+        return pose_channels(mask, keypoints, np.asarray(person["keypoints_3d"]), size, self.depth_space.scale)

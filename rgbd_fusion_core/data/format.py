@@ -10,14 +10,22 @@ Layout written by ``rgbd-fusion make-dataset`` (any layout works as long as the 
 
 ``dataset.json``::
 
-    {"format": "rgbd-fusion-dataset", "version": 1,
+    {"format": "rgbd-fusion-dataset", "version": 2,
      "depth_unit": "mm",                  # "mm": uint16 PNG millimetres; "m": float .npy/.exr metres
      "resolutions": [256, 64],
      "splits": {"train": ["s0000", ...], "test": ["s0007", ...]},       # by subject, never by frame
      "samples": [{"id": "s0003_v02", "subject": "s0003",
                   "files": {"256": {"rgb": "256/rgb/s0003_v02.png", "depth": "...", "mask": "..."}, "64": {...}},
-                  "K": {"256": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "64": [[...]]}}],
+                  "K": {"256": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "64": [[...]]},
+                  "person": {"finder": "mediapipe-0.10.21", "found": true,          # version 2, optional
+                             "mask": "256/finder_mask/s0003_v02.png",
+                             "keypoints_2d": [[x, y, visibility], ...],            # 33, pixels of the 256 image
+                             "keypoints_3d": [[x, y, z], ...]}}],                  # 33, metres, hip-centred
      "generator": {...}}                  # optional: how the set was made
+
+Version 2 adds the optional per-sample ``person``: what the person finder (not the ground truth) saw in the
+256 RGB, written by ``rgbd-fusion annotate``; ``"found": false`` with no other keys when it saw nobody. Version 1
+files (no ``person``) still load.
 
 Intrinsics are pinhole, pixel centres at integer coordinates (see ``geometry/camera.py``), depth is z along
 the optical axis. Reading validates the structure and that every listed file exists; pixel checks happen when a
@@ -35,7 +43,8 @@ import numpy as np
 from rgbd_fusion_core.io.atomic import write_bytes_atomic
 
 FORMAT_NAME = "rgbd-fusion-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 INDEX_NAME = "dataset.json"
 DEPTH_UNITS = ("mm", "m")
 REQUIRED_KINDS = ("rgb", "depth")
@@ -50,14 +59,18 @@ class SampleEntry:
     subject: str
     files: dict[int, dict[str, str]]
     K: dict[int, np.ndarray]
+    person: dict | None = None  # the finder's annotation (format version 2), None = not annotated
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "subject": self.subject,
             "files": {str(r): dict(kinds) for r, kinds in self.files.items()},
             "K": {str(r): np.asarray(k, dtype=float).tolist() for r, k in self.K.items()},
         }
+        if self.person is not None:
+            out["person"] = self.person
+        return out
 
 
 @dataclass(frozen=True)
@@ -145,8 +158,8 @@ def read_index(root, check_files: bool = True) -> DatasetIndex:
         raise ValueError(f"{path}: not valid JSON: {error}") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         _fail(path, f'not a dataset index (expected "format": "{FORMAT_NAME}")')
-    if data.get("version") != FORMAT_VERSION:
-        _fail(path, f"unsupported version {data.get('version')!r} (this reader knows {FORMAT_VERSION})")
+    if data.get("version") not in READABLE_VERSIONS:
+        _fail(path, f"unsupported version {data.get('version')!r} (this reader knows {READABLE_VERSIONS})")
     depth_unit = data.get("depth_unit", "mm")
     if depth_unit not in DEPTH_UNITS:
         _fail(path, f"depth_unit must be one of {DEPTH_UNITS}, got {depth_unit!r}")
@@ -185,7 +198,28 @@ def read_index(root, check_files: bool = True) -> DatasetIndex:
                         raise FileNotFoundError(f"{path}: sample {sample_id}: {kind} file missing: {root / rel}")
             files[resolution] = dict(kinds)
             intrinsics[resolution] = _parse_K(path, sample_id, resolution, (raw.get("K") or {}).get(str(resolution)))
-        samples.append(SampleEntry(sample_id, subject, files, intrinsics))
+        person = _parse_person(path, root, sample_id, raw.get("person"), check_files)
+        samples.append(SampleEntry(sample_id, subject, files, intrinsics, person))
     if not samples:
         _fail(path, "lists no samples")
     return DatasetIndex(root, depth_unit, tuple(resolutions), splits, samples, data.get("generator") or {})
+
+
+def _parse_person(path: Path, root: Path, sample_id: str, person, check_files: bool) -> dict | None:
+    """Validate a sample's finder annotation: found flag, mask file, (33, 3) keypoint lists."""
+    if person is None:
+        return None
+    if not isinstance(person, dict) or not isinstance(person.get("found"), bool):
+        _fail(path, f'sample {sample_id}: person must be a mapping with a boolean "found"')
+    if not person["found"]:
+        return person
+    for key in ("keypoints_2d", "keypoints_3d"):
+        values = np.asarray(person.get(key), dtype=np.float64)
+        if values.shape != (33, 3) or not np.isfinite(values).all():
+            _fail(path, f"sample {sample_id}: person.{key} must be 33 finite [x, y, z/visibility] triples")
+    mask = person.get("mask")
+    if not isinstance(mask, str):
+        _fail(path, f"sample {sample_id}: person.mask must name the finder's mask file")
+    if check_files and not (root / mask).is_file():
+        raise FileNotFoundError(f"{path}: sample {sample_id}: person mask file missing: {root / mask}")
+    return person

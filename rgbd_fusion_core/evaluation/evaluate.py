@@ -19,7 +19,7 @@ from rgbd_fusion_core.config import AugmentConfig
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
 from rgbd_fusion_core.evaluation.flops import denoiser_gflop
 from rgbd_fusion_core.evaluation.scores import Accumulator, score
-from rgbd_fusion_core.geometry.conditioning import stage2_condition
+from rgbd_fusion_core.geometry.conditioning import stage1_condition, stage2_condition
 from rgbd_fusion_core.inference.backends import make_backend
 from rgbd_fusion_core.inference.pipeline import Pipeline, Stage
 from rgbd_fusion_core.inference.pipeline_io import PipelineConfig
@@ -70,9 +70,10 @@ def evaluate(
         started = time.perf_counter()
         noise64 = torch.randn((b, 1, 64, 64), generator=generator)
         if pipeline is not None:
-            pred64 = pipeline.stage1_depth(batch["rgb64"], noise64)
+            pred64 = pipeline.stage1_depth(batch["rgb64"], batch.get("pose64"), noise64)
         else:
-            pred64 = ready[1].sample(batch["rgb64"], sampler, steps[1], noise64)
+            cond64 = stage1_condition(batch["rgb64"], batch.get("pose64"), config1.conditioning)
+            pred64 = ready[1].sample(cond64, sampler, steps[1], noise64)
         seconds["stage1"] += time.perf_counter() - started
         sections["stage1"].add(score(pred64, batch["depth64"], batch["z_ref"], batch["K64"], space))
         if 2 not in stages:
@@ -130,7 +131,7 @@ def variational_bounds(stages: dict, dataset, count: int, seed: int) -> dict[int
     for stage, (config, model) in stages.items():
         diffusion = GaussianDiffusion(config.diffusion)
         if stage == 1:
-            x0, cond = batch["depth64"], batch["rgb64"]
+            x0, cond = batch["depth64"], stage1_condition(batch["rgb64"], batch.get("pose64"), config.conditioning)
         else:
             res = config.resolution
             x0, cond = batch[f"depth{res}"], stage2_condition(batch[f"rgb{res}"], batch["depth64"])

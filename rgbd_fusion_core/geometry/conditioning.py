@@ -1,6 +1,7 @@
 """How each stage's condition is built from images (used by training, evaluation and the Pipeline alike).
 
-Stage 1: cond = RGB at 64x64, (B, 3, 64, 64) in [-1, 1].
+Stage 1: cond = RGB at 64x64, (B, 3, 64, 64) in [-1, 1]; with ``conditioning: rgb_pose`` the person finder's
+three pose channels follow (B, 6, 64, 64), see ``people/pose_channels.py``.
 Stage 2: cond = RGB at full resolution (B, 3, R, R) concatenated with the 64x64 depth upsampled by nearest
 neighbour to R, (B, 4, R, R). The paper upsampled the 64x64 RGB bilinearly instead; we feed the full-resolution
 RGB crop, which the pipeline has anyway and which carries the detail stage 2 should add.
@@ -27,3 +28,13 @@ def stage2_condition(rgb_high: torch.Tensor, depth_low: torch.Tensor) -> torch.T
     """rgb_high (B, 3, R, R), depth_low (B, 1, r, r) in network space -> (B, 4, R, R)."""
     depth_up = F.interpolate(depth_low, size=rgb_high.shape[-2:], mode="nearest")
     return torch.cat([rgb_high, depth_up], dim=1)
+
+
+def stage1_condition(rgb_low: torch.Tensor, pose_low: torch.Tensor | None, conditioning: str) -> torch.Tensor:
+    """rgb_low (B, 3, r, r) [+ pose_low (B, 3, r, r)] -> the stage-1 condition for ``conditioning``
+    ("rgb": RGB alone; "rgb_pose": RGB then the pose channels)."""
+    if conditioning == "rgb":
+        return rgb_low
+    if pose_low is None:
+        raise ValueError("this stage-1 model is pose-conditioned: it needs the person finder's pose channels")
+    return torch.cat([rgb_low, pose_low.to(rgb_low.device)], dim=1)

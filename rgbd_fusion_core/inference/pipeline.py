@@ -19,7 +19,7 @@ from rgbd_fusion_core.config import StageConfig
 from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
 from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
 from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics
-from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage2_condition
+from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage1_condition, stage2_condition
 from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
 from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
@@ -30,6 +30,7 @@ from rgbd_fusion_core.inference.targets import Target, targets_in_frame
 from rgbd_fusion_core.models.checkpoint import load_stage_model
 from rgbd_fusion_core.models.model_files import resolve_model_dir
 from rgbd_fusion_core.people.person import PersonFinder
+from rgbd_fusion_core.people.pose_channels import keypoints_to_crop, pose_channels
 from rgbd_fusion_core.people.pose_scale import pose_reference_depth
 from rgbd_fusion_core.runtime.device import resolve_device
 
@@ -163,7 +164,10 @@ class Pipeline:
             sources[j] = "sensor"
         if predicted:
             rgb = rgb_to_network(np.stack([rgb_low[j] for j in predicted])).to(dev)
-            depth_low[predicted] = self.stage1_depth(rgb, self._noise(len(predicted), (1, low, low)))
+            pose = None
+            if self.stage1.config.conditioning == "rgb_pose":
+                pose = torch.from_numpy(np.stack([self._pose(jobs[j][1], boxes[j], low) for j in predicted]))
+            depth_low[predicted] = self.stage1_depth(rgb, pose, self._noise(len(predicted), (1, low, low)))
         lap("stage1")
 
         # 4. Stage 2 (high-res from RGB-D); several samples when uncertainty is asked for.
@@ -260,9 +264,11 @@ class Pipeline:
         return result
 
     # --- the two stages in network space (also what evaluation scores) ---------------------------------------
-    def stage1_depth(self, rgb_low: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """rgb_low (B, 3, r, r) in [-1, 1], noise (B, 1, r, r), both on the device -> (B, 1, r, r) network depth."""
-        return self.stage1.sample(rgb_low, self.config.sampler1, self.config.steps1, noise)
+    def stage1_depth(self, rgb_low: torch.Tensor, pose_low: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
+        """rgb_low (B, 3, r, r) in [-1, 1], pose_low (B, 3, r, r) pose channels (used by a pose-conditioned
+        model, else ignored), noise (B, 1, r, r), on the device -> (B, 1, r, r) network depth."""
+        cond = stage1_condition(rgb_low, pose_low, self.stage1.config.conditioning)
+        return self.stage1.sample(cond, self.config.sampler1, self.config.steps1, noise)
 
     def stage2_depth(self, rgb_high: torch.Tensor, depth_low: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """rgb_high (B, 3, R, R) in [-1, 1], depth_low (B, 1, r, r) network depth (cleaned here: below the
@@ -294,6 +300,15 @@ class Pipeline:
         if margin > 0:
             mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
         return mask > 0
+
+    def _pose(self, target: Target, box, size: int) -> np.ndarray:
+        """(3, size, size) pose channels of a person in their crop (as ``people/pose_channels.py`` builds them
+        for training from the finder's annotation of a render)."""
+        mask = None
+        if target.mask is not None:
+            mask = resize_area(cut(target.mask.astype(np.float32), box), size) >= 0.5
+        keypoints = None if target.keypoints_2d is None else keypoints_to_crop(target.keypoints_2d, box, size)
+        return pose_channels(mask, keypoints, target.keypoints_3d, size, self.space.scale)
 
     def _person_finder(self) -> PersonFinder:
         """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another)."""

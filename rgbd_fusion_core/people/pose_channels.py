@@ -1,0 +1,115 @@
+"""The person finder's output as image channels for a pose-conditioned stage 1 (``conditioning: rgb_pose``).
+
+Three channels at the stage's resolution, each in [-1, 1], built the same way from a render's finder annotation
+(training) and from the finder on a camera frame (inference), so both domains look alike to the network:
+
+0. mask: 1 on the finder's person mask, -1 elsewhere;
+1. skeleton: 1 on the limb segments between keypoints seen (visibility >= 0.5), -1 elsewhere (and everywhere
+   when there are no keypoints);
+2. skeleton depth: on those segments, the keypoints' depth relative to their median, in network-space units
+   (nearer is larger: ``(z_median - z) * DepthSpace.scale``, interpolated along each segment, clipped to
+   [-1, 1]); 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from rgbd_fusion_core.people.person import (
+    LEFT_ANKLE,
+    LEFT_EAR,
+    LEFT_ELBOW,
+    LEFT_HIP,
+    LEFT_KNEE,
+    LEFT_SHOULDER,
+    LEFT_WRIST,
+    NOSE,
+    RIGHT_ANKLE,
+    RIGHT_EAR,
+    RIGHT_ELBOW,
+    RIGHT_HIP,
+    RIGHT_KNEE,
+    RIGHT_SHOULDER,
+    RIGHT_WRIST,
+)
+
+POSE_CHANNELS = 3
+MIN_VISIBILITY = 0.5
+LIMBS = (
+    (LEFT_SHOULDER, RIGHT_SHOULDER),
+    (LEFT_HIP, RIGHT_HIP),
+    (LEFT_SHOULDER, LEFT_HIP),
+    (RIGHT_SHOULDER, RIGHT_HIP),
+    (LEFT_SHOULDER, LEFT_ELBOW),
+    (LEFT_ELBOW, LEFT_WRIST),
+    (RIGHT_SHOULDER, RIGHT_ELBOW),
+    (RIGHT_ELBOW, RIGHT_WRIST),
+    (LEFT_HIP, LEFT_KNEE),
+    (LEFT_KNEE, LEFT_ANKLE),
+    (RIGHT_HIP, RIGHT_KNEE),
+    (RIGHT_KNEE, RIGHT_ANKLE),
+    (NOSE, LEFT_EAR),
+    (NOSE, RIGHT_EAR),
+    (LEFT_EAR, LEFT_SHOULDER),
+    (RIGHT_EAR, RIGHT_SHOULDER),
+)
+PIECES = 4  # each limb is drawn as this many pieces, each at its own interpolated depth
+
+
+def pose_channels(
+    mask: np.ndarray | None,
+    keypoints_2d: np.ndarray | None,
+    keypoints_3d: np.ndarray | None,
+    size: int,
+    depth_scale: float,
+) -> np.ndarray:
+    """(3, size, size) float32 channels of one person already in crop coordinates.
+
+    mask: (size, size) bool or None (None: the whole crop is -1, no person known); keypoints_2d (33, 3) x, y in
+    the crop's pixels (pixel centres at integers) and visibility; keypoints_3d (33, 3) metres (only z is used);
+    depth_scale: network units per metre (``DepthSpace.scale``).
+    """
+    out = np.full((POSE_CHANNELS, size, size), -1.0, np.float32)
+    out[2] = 0.0
+    if mask is not None:
+        out[0] = np.where(mask, 1.0, -1.0)
+    if keypoints_2d is None or keypoints_3d is None:
+        return out
+    seen = (keypoints_2d[:, 2] >= MIN_VISIBILITY) & np.isfinite(keypoints_2d).all(1) & np.isfinite(keypoints_3d).all(1)
+    if not seen.any():
+        return out
+    z = keypoints_3d[:, 2].astype(np.float64)
+    relative = np.clip((np.median(z[seen]) - z) * depth_scale, -1.0, 1.0)
+    thickness = max(1, round(size / 64))
+    skeleton = np.zeros((size, size), np.uint8)
+    depth = np.zeros((size, size), np.float32)
+    shift = 4  # cv2 sub-pixel drawing: coordinates in 1/16 pixel
+    for a, b in LIMBS:
+        if not (seen[a] and seen[b]):
+            continue
+        for k in range(PIECES):
+            f0, f1 = k / PIECES, (k + 1) / PIECES
+            p0 = keypoints_2d[a, :2] * (1 - f0) + keypoints_2d[b, :2] * f0
+            p1 = keypoints_2d[a, :2] * (1 - f1) + keypoints_2d[b, :2] * f1
+            value = relative[a] * (1 - (f0 + f1) / 2) + relative[b] * (f0 + f1) / 2
+            start = tuple(int(round(c * (1 << shift))) for c in p0)
+            end = tuple(int(round(c * (1 << shift))) for c in p1)
+            piece = np.zeros_like(skeleton)
+            cv2.line(piece, start, end, 1, thickness, cv2.LINE_8, shift)
+            skeleton |= piece
+            depth[piece > 0] = value
+    out[1] = np.where(skeleton > 0, 1.0, -1.0)
+    out[2] = np.where(skeleton > 0, depth, 0.0)
+    return out
+
+
+def keypoints_to_crop(keypoints_2d: np.ndarray, box: tuple[int, int, int], size: int) -> np.ndarray:
+    """(33, 3) full-frame pixel keypoints -> the same in a square crop ``box`` = (x0, y0, side) resized to
+    ``size`` (pixel centres at integers: u' = (u - x0 + 0.5) * size / side - 0.5); visibility kept."""
+    x0, y0, side = box
+    scale = size / side
+    out = np.array(keypoints_2d, dtype=np.float32, copy=True)
+    out[:, 0] = (out[:, 0] - x0 + 0.5) * scale - 0.5
+    out[:, 1] = (out[:, 1] - y0 + 0.5) * scale - 0.5
+    return out
