@@ -65,6 +65,22 @@ def open_tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir))
 
 
+@dataclasses.dataclass
+class Run:
+    """What a training process holds: the model and its optimiser, EMA, random state and data position."""
+
+    config: StageConfig
+    run_dir: Path
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: EMA
+    generator: torch.Generator
+    dist: object
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
 def train(
     config: StageConfig,
     data_dir: str | Path,
@@ -81,9 +97,80 @@ def train(
     step's checkpoint (to emulate a killed run in tests); ``resume`` continues exactly from ``checkpoint.pt``."""
     from rgbd_fusion_core.data.dataset import RGBDDataset
 
+    # 1. The config (a resumed run's own), the device and the process group.
     run_dir = Path(run_dir)
     if threads:
         torch.set_num_threads(threads)
+    config, state = run_config(config, run_dir, steps, resume)
+    dev = resolve_device(device)
+    dist = init_distributed(dev)
+    if dist.enabled and dev.type == "cuda":
+        dev = torch.device(f"cuda:{dist.local_rank}")
+        torch.cuda.set_device(dev)
+
+    # 2. Data, model, optimiser, EMA, random state; restored from the checkpoint when resuming.
+    dataset = RGBDDataset(data_dir, split="train", depth_space=config.depth_space)
+    if len(dataset) < config.train.batch_size * dist.world_size:
+        raise ValueError(
+            f"{data_dir}: {len(dataset)} training samples, fewer than one batch "
+            f"({config.train.batch_size} x {dist.world_size} processes)"
+        )
+    run = start_run(config, run_dir, dev, dist, state)
+    diffusion = GaussianDiffusion(config.diffusion)
+    net = DistributedDataParallel(run.model) if dist.enabled else run.model
+    amp_dtype = autocast_dtype(config.train.mixed_precision, dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    writer = None
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        writer = open_tensorboard(run_dir)
+        print(
+            f"stage {config.stage}: {config.model.architecture}, {count_parameters(run.model) / 1e6:.2f}M "
+            f"parameters, {len(dataset)} training samples, {dist.world_size} process(es) on {dev}"
+        )
+
+    # 3. The loop: one optimiser step per batch, logs every log_every, a checkpoint every checkpoint_every.
+    train_cfg = config.train
+    bar = tqdm(total=train_cfg.steps, initial=run.step, disable=not (progress and dist.is_main), unit="step")
+    log_file = open(run_dir / "log.jsonl", "a") if dist.is_main else None
+    started, window = time.time(), []
+    run.model.train()
+    while run.step < train_cfg.steps and not (stop_at is not None and run.step >= stop_at):
+        batches = epoch_batches(
+            len(dataset), train_cfg.batch_size, run.epoch, train_cfg.seed, dist.rank, dist.world_size
+        )
+        loader = DataLoader(dataset, batch_sampler=batches[run.batch_in_epoch :], num_workers=train_cfg.num_workers)
+        for batch in loader:
+            losses, grad_norm = optimiser_step(run, net, diffusion, batch, dev, amp_dtype, scaler)
+            window.append(losses["loss"].mean().item())
+            bar.update(1)
+            if dist.is_main and (run.step % train_cfg.log_every == 0 or run.step == train_cfg.steps):
+                record = log_record(run, window, losses, grad_norm, time.time() - started)
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if writer:
+                    for key in ("loss", "lr", "grad_norm"):
+                        writer.add_scalar(f"train/{key}", record[key], run.step)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                window = []
+            if run.step % train_cfg.checkpoint_every == 0 or run.step == train_cfg.steps:
+                save_checkpoint(run)
+            if run.step >= train_cfg.steps or (stop_at is not None and run.step >= stop_at):
+                break
+        else:
+            run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+    bar.close()
+    if log_file:
+        log_file.close()
+    if writer:
+        writer.close()
+    return {"steps": run.step, "seconds": time.time() - started, "run_dir": str(run_dir)}
+
+
+def run_config(config: StageConfig, run_dir: Path, steps: int | None, resume: bool) -> tuple[StageConfig, dict | None]:
+    """(the config to train, the training state to resume or None). A resumed run keeps its own config; a new
+    run refuses a folder that already holds one."""
     state = None
     if resume:
         state = load_training_state(run_dir / TRAINING_STATE)
@@ -94,132 +181,89 @@ def train(
         )
     if steps is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
+    return config, state
+
+
+def start_run(config: StageConfig, run_dir: Path, dev: torch.device, dist, state: dict | None) -> Run:
+    """A fresh Run (seeded per rank), or the one saved in ``state``, exactly."""
     train_cfg = config.train
-
-    dev = resolve_device(device)
-    dist = init_distributed(dev)
-    if dist.enabled and dev.type == "cuda":
-        dev = torch.device(f"cuda:{dist.local_rank}")
-        torch.cuda.set_device(dev)
-
-    dataset = RGBDDataset(data_dir, split="train", depth_space=config.depth_space)
-    if len(dataset) < train_cfg.batch_size * dist.world_size:
-        raise ValueError(
-            f"{data_dir}: {len(dataset)} training samples, fewer than one batch "
-            f"({train_cfg.batch_size} x {dist.world_size} processes)"
-        )
     torch.manual_seed(train_cfg.seed + dist.rank)
     model = build_denoiser(config.model).to(dev)
-    diffusion = GaussianDiffusion(config.diffusion)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    ema = EMA(model, train_cfg.ema_decay)
     generator = torch.Generator().manual_seed(train_cfg.seed * 7919 + dist.rank)
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if state is not None:
-        load_state_checked(model, state["model"], str(run_dir / TRAINING_STATE))
-        optimizer.load_state_dict(state["optimizer"])
-        ema.load_state_dict(state["ema"])
-        generator.set_state(state["generators"][dist.rank])
-        torch.set_rng_state(state["torch_rng"][dist.rank])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        if state["world_size"] != dist.world_size:
-            raise CheckpointError(f"checkpoint was written by {state['world_size']} processes, now {dist.world_size}")
-    net = DistributedDataParallel(model) if dist.enabled else model
-    amp_dtype = autocast_dtype(train_cfg.mixed_precision, dev)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    run = Run(config, run_dir, model, optimizer, EMA(model, train_cfg.ema_decay), generator, dist)
+    if state is None:
+        return run
+    if state["world_size"] != dist.world_size:
+        raise CheckpointError(f"checkpoint was written by {state['world_size']} processes, now {dist.world_size}")
+    load_state_checked(model, state["model"], str(run_dir / TRAINING_STATE))
+    optimizer.load_state_dict(state["optimizer"])
+    run.ema.load_state_dict(state["ema"])
+    generator.set_state(state["generators"][dist.rank])
+    torch.set_rng_state(state["torch_rng"][dist.rank])
+    run.step, run.epoch, run.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+    return run
 
-    writer = None
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        writer = open_tensorboard(run_dir)
-        print(
-            f"stage {config.stage}: {config.model.architecture}, {count_parameters(model) / 1e6:.2f}M parameters, "
-            f"{len(dataset)} training samples, {dist.world_size} process(es) on {dev}"
-        )
 
-    def checkpoint():
-        generators = [generator.get_state()]
-        rngs = [torch.get_rng_state()]
-        if dist.enabled:
-            generators, rngs = [None] * dist.world_size, [None] * dist.world_size
-            torch.distributed.all_gather_object(generators, generator.get_state())
-            torch.distributed.all_gather_object(rngs, torch.get_rng_state())
-        if not dist.is_main:
-            return
-        save_training_state(
-            run_dir / TRAINING_STATE,
-            {
-                "config": json.dumps(to_dict(config)),
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "world_size": dist.world_size,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.state_dict(),
-                "generators": generators,
-                "torch_rng": rngs,
-            },
-        )
-        save_stage_model(run_dir / RUN_MODEL, config, ema.shadow)
+def optimiser_step(run: Run, net, diffusion, batch: dict, dev, amp_dtype, scaler) -> tuple[dict, torch.Tensor]:
+    """One step on one batch: (x0, cond) pair, random t and noise, loss, clipped gradient, AdamW, EMA.
+    Returns the per-sample losses and the gradient norm before clipping."""
+    x0, cond = training_pair(batch, run.config, run.generator)
+    t = torch.randint(0, diffusion.num_timesteps, (x0.shape[0],), generator=run.generator)
+    noise = torch.randn(x0.shape, generator=run.generator)
+    x0, cond, t, noise = x0.to(dev), cond.to(dev), t.to(dev), noise.to(dev)
+    for group in run.optimizer.param_groups:
+        group["lr"] = learning_rate(run.step, run.config)
+    with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        losses = diffusion.training_losses(net, x0, cond, t, noise)
+    run.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["loss"].mean()).backward()
+    scaler.unscale_(run.optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.train.grad_clip)
+    scaler.step(run.optimizer)
+    scaler.update()
+    run.ema.update(run.model)
+    run.step, run.batch_in_epoch = run.step + 1, run.batch_in_epoch + 1
+    return losses, grad_norm
 
-    bar = tqdm(total=train_cfg.steps, initial=step, disable=not (progress and dist.is_main), unit="step")
-    log_file = open(run_dir / "log.jsonl", "a") if dist.is_main else None
-    started, window_loss, window_n = time.time(), 0.0, 0
-    model.train()
-    while step < train_cfg.steps:
-        batches = epoch_batches(len(dataset), train_cfg.batch_size, epoch, train_cfg.seed, dist.rank, dist.world_size)
-        loader = DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], num_workers=train_cfg.num_workers)
-        for batch in loader:
-            x0, cond = training_pair(batch, config, generator)
-            t = torch.randint(0, diffusion.num_timesteps, (x0.shape[0],), generator=generator)
-            noise = torch.randn(x0.shape, generator=generator)
-            x0, cond, t, noise = x0.to(dev), cond.to(dev), t.to(dev), noise.to(dev)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, config)
-            with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                losses = diffusion.training_losses(net, x0, cond, t, noise)
-            loss = losses["loss"].mean()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            ema.update(model)
-            step, batch_in_epoch = step + 1, batch_in_epoch + 1
-            window_loss, window_n = window_loss + loss.item(), window_n + 1
-            bar.update(1)
-            if dist.is_main and (step % train_cfg.log_every == 0 or step == train_cfg.steps):
-                record = {
-                    "step": step,
-                    "loss": window_loss / window_n,
-                    "lr": learning_rate(step - 1, config),
-                    "grad_norm": float(grad_norm),
-                    "elapsed_s": round(time.time() - started, 2),
-                }
-                if "vb" in losses:
-                    record["vb"] = losses["vb"].mean().item()
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                if writer:
-                    for key in ("loss", "lr", "grad_norm"):
-                        writer.add_scalar(f"train/{key}", record[key], step)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-                window_loss, window_n = 0.0, 0
-            if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps:
-                checkpoint()
-            if step >= train_cfg.steps or (stop_at is not None and step >= stop_at):
-                break
-        else:
-            epoch, batch_in_epoch = epoch + 1, 0
-            continue
-        break
-    bar.close()
-    if log_file:
-        log_file.close()
-    if writer:
-        writer.close()
-    elapsed = time.time() - started
-    return {"steps": step, "seconds": elapsed, "run_dir": str(run_dir)}
+
+def log_record(run: Run, window: list[float], losses: dict, grad_norm, elapsed_s: float) -> dict:
+    """One log.jsonl line: mean loss over the steps since the last line, lr, gradient norm, time (and the VLB)."""
+    record = {
+        "step": run.step,
+        "loss": sum(window) / len(window),
+        "lr": learning_rate(run.step - 1, run.config),
+        "grad_norm": float(grad_norm),
+        "elapsed_s": round(elapsed_s, 2),
+    }
+    if "vb" in losses:
+        record["vb"] = losses["vb"].mean().item()
+    return record
+
+
+def save_checkpoint(run: Run) -> None:
+    """checkpoint.pt (everything to resume exactly, all ranks' random states) and model.safetensors (EMA)."""
+    dist = run.dist
+    generators, rngs = [run.generator.get_state()], [torch.get_rng_state()]
+    if dist.enabled:
+        generators, rngs = [None] * dist.world_size, [None] * dist.world_size
+        torch.distributed.all_gather_object(generators, run.generator.get_state())
+        torch.distributed.all_gather_object(rngs, torch.get_rng_state())
+    if not dist.is_main:
+        return
+    save_training_state(
+        run.run_dir / TRAINING_STATE,
+        {
+            "config": json.dumps(to_dict(run.config)),
+            "step": run.step,
+            "epoch": run.epoch,
+            "batch_in_epoch": run.batch_in_epoch,
+            "world_size": dist.world_size,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "ema": run.ema.state_dict(),
+            "generators": generators,
+            "torch_rng": rngs,
+        },
+    )
+    save_stage_model(run.run_dir / RUN_MODEL, run.config, run.ema.shadow)
