@@ -1,11 +1,15 @@
 """The demo: Pipeline on frames with ground truth (dataset format), per-frame outputs, metrics and timings.
 
-Shape metrics use the true reference depth (what the networks predict is shape relative to z_ref); the
-absolute metric error and the z_ref error show how well the chosen reference-depth strategy found the scale.
+Everything is scored in the input frame (the full-frame depth: each person's crop pasted back), so a crop placed
+by the person finder is compared with the truth pixel for pixel. Shape metrics use the true reference depth
+(what the networks predict is shape relative to z_ref); the absolute metric error and the z_ref error show how
+well the chosen reference-depth strategy found the scale. The flying-pixel share is the share of person pixels
+more than 0.4 m behind the person's median depth (prediction and truth).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 from rgbd_fusion_core.evaluation.scores import Accumulator, score
+from rgbd_fusion_core.geometry.depth_edges import behind_share
 from rgbd_fusion_core.geometry.depth_space import reference_depth
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame
@@ -30,6 +35,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     samples = samples[:limit] if limit else samples
     if not samples:
         raise ValueError(f"{data}: no frames in split {split!r}")
+    pipeline = pipeline.with_config(dataclasses.replace(pipeline.config, full_frame=True))
     space = pipeline.space
     shape, absolute = Accumulator(), Accumulator()
     times, z_errors, figures = [], [], []
@@ -43,14 +49,21 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         result = pipeline(Frame(rgb=rgb, K=K))
         times.append(time.perf_counter() - started)
         z_true = reference_depth(truth_m)
+        predicted = result.depth_full
         # shape: prediction and truth in network space around the TRUE z_ref
-        pred_net = torch.from_numpy(space.to_network(result.depth, result.z_ref))[None, None]
+        pred_net = torch.from_numpy(space.to_network(predicted, result.z_ref))[None, None]
         truth_net = torch.from_numpy(space.to_network(truth_m, z_true))[None, None]
         shape.add(score(pred_net, truth_net, torch.tensor([z_true]), torch.from_numpy(K)[None], space))
         # absolute: metres as predicted (scale from the pipeline's reference-depth strategy)
-        diff = np.abs(result.depth - truth_m)
+        diff = np.abs(predicted - truth_m)
         both = np.isfinite(diff)
-        absolute.add({"mae_mm": 1000 * float(diff[both].mean()) if both.any() else float("nan")})
+        absolute.add(
+            {
+                "mae_mm": 1000 * float(diff[both].mean()) if both.any() else float("nan"),
+                "flying_share": behind_share(predicted),
+                "flying_share_truth": behind_share(truth_m),
+            }
+        )
         z_errors.append(abs(result.z_ref - z_true))
         figures.append(write_result(out / sample.id, result)[1])
     write_rgb(out / "figure.png", np.concatenate(figures[:8], axis=0))
@@ -71,6 +84,8 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         "abs_rel_shape": round(m["abs_rel"], 4),
         "chamfer_mm_shape": round(m["chamfer_mm"], 1),
         "mae_mm_absolute": round(absolute.means()["mae_mm"], 1),
+        "flying_share": round(absolute.means()["flying_share"], 4),
+        "flying_share_truth": round(absolute.means()["flying_share_truth"], 4),
         "z_ref_error_m_median": round(float(np.median(z_errors)), 3),
         "z_ref_source": result.z_ref_source,
     }

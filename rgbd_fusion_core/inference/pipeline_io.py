@@ -110,8 +110,8 @@ class PipelineConfig:
         4, "output pixels allowed outside the person mask, at the stage-2 resolution", value_range=(0, 64)
     )
     edge_step_m: float = setting(
-        0.08,
-        "flying-pixel filter: silhouette pixels more than this far behind a neighbour are dropped (m); 0 = off",
+        0.1,
+        "flying-pixel filter: silhouette pixels more than this far behind the local mean are dropped (m); 0 = off",
         value_range=(0.0, 2.0),
     )
     crop_mode: str = setting(
