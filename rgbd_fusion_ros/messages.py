@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rgbd_fusion_core.inference.pipeline_io import PipelineResult
-from rgbd_fusion_core.io.outputs import depth_to_millimetres
+from rgbd_fusion_core.io.depth_units import metres_to_millimetres
 
 HOST_IS_BIGENDIAN = sys.byteorder == "big"
 DEPTH_OUTPUT_ENCODINGS = ("32FC1", "16UC1")
@@ -138,7 +138,7 @@ def depth_image_message(types: MessageTypes, header, depth_m: np.ndarray, encodi
     if encoding == "32FC1":
         return image_message(types, header, depth_m.astype(np.float32, copy=False), encoding)
     if encoding == "16UC1":
-        return image_message(types, header, depth_to_millimetres(depth_m), encoding)
+        return image_message(types, header, metres_to_millimetres(depth_m), encoding)
     raise ValueError(f"depth encoding must be one of {DEPTH_OUTPUT_ENCODINGS}, got {encoding!r}")
 
 

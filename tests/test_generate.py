@@ -61,8 +61,21 @@ def test_layout_and_index(small_config):
     assert "workers" not in generator["args"]
 
 
+PAPER_LOOK = dict(
+    clothing_textures=False,
+    multi_lights=False,
+    camera_effects=False,
+    varied_framing=False,
+    occluder_share=0.0,
+    background_jitter=False,
+)
+
+
 def test_person_is_framed_like_a_crop(small_config):
-    """Bounding box of the 256 mask: longer side 70-95 % of the image (+-2 px), roughly centred."""
+    """Full-body framing (varied framing off): bounding box of the 256 mask: longer side 70-95 % of the image
+    (+-2 px), roughly centred."""
+    small_config = replace(small_config, out=small_config.out.parent / "paper_framing", **PAPER_LOOK)
+    generate(small_config, progress=False)
     index = read_index(small_config.out)
     for sample in index.samples:
         mask = cv2.imread(str(small_config.out / sample.files[256]["mask"]), cv2.IMREAD_UNCHANGED) > 0
@@ -136,6 +149,7 @@ def test_background_folder_and_no_rejection(tmp_path):
         backgrounds="solid",  # photos replace the synthetic kind (with "mixed" they are one of the choices)
         background_dir=folder,
         reject_intersections=False,
+        **PAPER_LOOK,  # no occluders, jitter or camera effects: the photo shows through unchanged
     )
     generate(config, progress=False)
     rgb = cv2.imread(str(tmp_path / "bg/256/rgb/s0000_v00.png"))

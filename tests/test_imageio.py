@@ -18,17 +18,20 @@ def test_rgb_round_trip_keeps_rgb_order(tmp_path):
 
 
 def test_depth_mm_round_trip_and_zero_means_none(tmp_path):
+    """In memory NaN = no depth, on disk 0 (and 65535, the cameras' invalid marker, reads as none)."""
     depth = np.array([[0.0, 1.2344], [2.5, np.nan]], np.float32)
     path = tmp_path / "d.png"
     imageio.write_depth_mm(path, depth)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert raw.dtype == np.uint16 and raw.tolist() == [[0, 1234], [2500, 0]]
-    np.testing.assert_allclose(imageio.read_depth_m(path), [[0, 1.234], [2.5, 0]], atol=1e-6)
+    np.testing.assert_allclose(imageio.read_depth_m(path), [[np.nan, 1.234], [2.5, np.nan]], atol=1e-6)
+    cv2.imwrite(str(path), np.array([[65535, 1000]], np.uint16))
+    np.testing.assert_array_equal(imageio.read_depth_m(path), [[np.nan, 1.0]])
 
 
-def test_depth_beyond_16_bit_range_is_an_error():
+def test_depth_beyond_16_bit_range_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="16-bit"):
-        imageio.depth_to_png_mm(np.full((2, 2), 70.0))
+        imageio.write_depth_mm(tmp_path / "far.png", np.full((2, 2), 70.0))
 
 
 def test_eight_bit_depth_png_is_rejected_naming_the_file(tmp_path):
@@ -60,7 +63,7 @@ def test_mask_must_be_single_channel(tmp_path):
 def test_metric_depth_npy_and_exr(tmp_path):
     depth = np.array([[0.0, 1.5], [np.inf, -2.0]], np.float32)
     np.save(tmp_path / "d.npy", depth)
-    np.testing.assert_array_equal(imageio.read_depth_m(tmp_path / "d.npy", unit="m"), [[0, 1.5], [0, 0]])
+    np.testing.assert_array_equal(imageio.read_depth_m(tmp_path / "d.npy", unit="m"), [[np.nan, 1.5], [np.nan] * 2])
     (tmp_path / "bad.npy").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="bad.npy"):
         imageio.read_depth_m(tmp_path / "bad.npy", unit="m")
@@ -73,7 +76,7 @@ def test_metric_depth_npy_and_exr(tmp_path):
         with pytest.raises(ValueError, match="cannot read EXR files; convert to .npy: .*d.exr"):
             imageio.read_depth_m(tmp_path / "d.exr", unit="m")
         return
-    np.testing.assert_array_equal(imageio.read_depth_m(tmp_path / "d.exr", unit="m"), [[0, 1.5], [0, 0]])
+    np.testing.assert_array_equal(imageio.read_depth_m(tmp_path / "d.exr", unit="m"), [[np.nan, 1.5], [np.nan] * 2])
 
 
 def test_exr_without_a_codec_gives_the_clear_error(tmp_path, monkeypatch):

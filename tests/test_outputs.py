@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
+from rgbd_fusion_core.io.depth_units import metres_to_millimetres
 from rgbd_fusion_core.io.outputs import (
-    depth_to_millimetres,
     staged_directory,
     write_depth_npy,
     write_depth_png_mm,
@@ -22,7 +22,10 @@ def test_depth_png_holds_millimetres_with_zero_for_no_depth(tmp_path):
 
 
 def test_millimetres_round_to_nearest():
-    np.testing.assert_array_equal(depth_to_millimetres(np.array([0.0015, 65.535, 65.536])), [2, 65535, 0])
+    # 65535 is the cameras' "invalid" marker: never written, so 65.535 m and beyond are "no depth"
+    np.testing.assert_array_equal(
+        metres_to_millimetres(np.array([0.0015, 65.534, 65.535, np.nan, -1])), [2, 65534, 0, 0, 0]
+    )
 
 
 def test_depth_npy_round_trips_float_metres_and_nan(tmp_path):

@@ -43,7 +43,6 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     for sample in samples:
         rgb = read_rgb(data / sample.files[256]["rgb"])
         truth_m = read_depth_m(data / sample.files[256]["depth"], unit=index.depth_unit)
-        truth_m = np.where(truth_m > 0, truth_m, np.nan).astype(np.float32)
         K = np.asarray(sample.K[256], dtype=np.float64)
         started = time.perf_counter()
         result = pipeline(Frame(rgb=rgb, K=K))

@@ -35,6 +35,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep self-intersecting poses (faster)",
     )
+    randomisation = parser.add_argument_group("randomisations (all on by default; recorded per sample in meta/)")
+    for flag, dest, what in (
+        ("--no-clothing-textures", "clothing_textures", "one flat colour per garment, fixed sleeve/trouser cuts"),
+        ("--no-multi-lights", "multi_lights", "one white Lambertian light instead of 2-3 coloured lights"),
+        ("--no-camera-effects", "camera_effects", "no exposure/white balance/blur/gamma/noise/JPEG on the RGB"),
+        ("--no-varied-framing", "varied_framing", "full bodies only (no upper body, head and shoulders, cut)"),
+        ("--no-background-jitter", "background_jitter", "plain crops of background photos (no flips, colour jitter)"),
+    ):
+        randomisation.add_argument(flag, dest=dest, action="store_false", help=what)
+    randomisation.add_argument(
+        "--occluder-share", type=float, default=0.25, help="share of samples with an occluder in front (0 = off)"
+    )
+    randomisation.add_argument(
+        "--photo-share",
+        type=float,
+        default=0.6,
+        help="with --backgrounds mixed and --background-dir: share of photo backgrounds",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -53,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
         background_dir=args.background_dir,
         age_range=args.age_range,
         reject_intersections=args.reject_intersections,
+        clothing_textures=args.clothing_textures,
+        multi_lights=args.multi_lights,
+        camera_effects=args.camera_effects,
+        varied_framing=args.varied_framing,
+        occluder_share=args.occluder_share,
+        photo_share=args.photo_share,
+        background_jitter=args.background_jitter,
     )
     index = generate(config, progress=not args.quiet)
     counts = {name: len(subjects) for name, subjects in index.splits.items()}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from rgbd_fusion_core.inference.pipeline_io import Frame
+from rgbd_fusion_core.io.depth_units import millimetres_to_metres
 
 MAX_FOCAL_PX = 1e6  # no real camera has a focal length near a million pixels
 FOCAL_TO_IMAGE = (0.05, 100.0)  # fx, fy per pixel of the image's larger side: ~170 deg down to ~0.6 deg FOV
 PRINCIPAL_POINT_MARGIN = 0.5  # cx, cy may lie this fraction of the image size outside it (off-centre crops)
 MIN_SENSOR_DEPTH_M, MAX_SENSOR_DEPTH_M = 0.05, 20.0  # outside this range a sensor depth is "no depth"
-NO_DEPTH_UINT16 = 65535  # the 16-bit maximum: many depth cameras' "invalid" marker
 
 
 def check_intrinsics(K, where: str = "K", image_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -63,8 +63,7 @@ def sensor_depth_metres(
     """
     depth = np.asarray(depth)
     if depth.dtype == np.uint16:
-        out = depth.astype(np.float32) / 1000.0
-        out[depth == NO_DEPTH_UINT16] = np.nan
+        out = millimetres_to_metres(depth)
     elif np.issubdtype(depth.dtype, np.floating):
         out = depth.astype(np.float32)
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rgbd_fusion_core.io.atomic import write_bytes_atomic
+from rgbd_fusion_core.io.depth_units import clean_metres, metres_to_millimetres, millimetres_to_metres
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must be set before cv2 is imported
 import cv2  # noqa: E402
@@ -49,10 +50,10 @@ def read_mask(path) -> np.ndarray:
 
 
 def read_depth_m(path, unit: str = "mm") -> np.ndarray:
-    """Depth as (H, W) float32 metres, 0 where there is no depth.
+    """Depth as (H, W) float32 metres, NaN where there is no depth (``depth_units``).
 
-    ``unit="mm"``: a 16-bit single-channel PNG in millimetres (0 = no depth).
-    ``unit="m"``: a float ``.npy`` or ``.exr`` in metres (NaN, inf and values <= 0 become 0).
+    ``unit="mm"``: a 16-bit single-channel PNG in millimetres (0 or 65535 = no depth).
+    ``unit="m"``: a float ``.npy`` or ``.exr`` in metres (NaN, inf and values <= 0 = no depth).
     """
     path = Path(path)
     if unit == "mm":
@@ -61,7 +62,7 @@ def read_depth_m(path, unit: str = "mm") -> np.ndarray:
             raise ValueError(
                 f"millimetre depth must be a 16-bit single-channel PNG, got {image.dtype} {image.shape} in {path}"
             )
-        return image.astype(np.float32) / 1000.0
+        return millimetres_to_metres(image)
     if unit != "m":
         raise ValueError(f"unknown depth unit {unit!r} (expected 'mm' or 'm') for {path}")
     if path.suffix.lower() == ".npy":
@@ -81,16 +82,7 @@ def read_depth_m(path, unit: str = "mm") -> np.ndarray:
         raise ValueError(f"metric depth must be .npy or .exr, got {path}")
     if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
         raise ValueError(f"metric depth must be a 2-D float array, got {depth.dtype} {depth.shape} in {path}")
-    depth = depth.astype(np.float32)
-    return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
-
-
-def depth_to_png_mm(depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) metres (0/NaN = none) to uint16 millimetres, rounded; depths beyond 65.535 m are an error."""
-    depth = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0)
-    if depth.max(initial=0.0) > 65.535:
-        raise ValueError(f"depth {depth.max():.3f} m does not fit a 16-bit millimetre PNG")
-    return np.rint(np.clip(depth, 0.0, None) * 1000.0).astype(np.uint16)
+    return clean_metres(depth)
 
 
 def encode_png(image: np.ndarray, rgb: bool = False) -> bytes:
@@ -115,7 +107,7 @@ def write_mask(path, mask: np.ndarray) -> None:
 
 def write_depth_mm(path, depth_m: np.ndarray) -> None:
     """(H, W) metres to a 16-bit PNG in millimetres, 0 = no depth (atomic)."""
-    write_bytes_atomic(path, encode_png(depth_to_png_mm(depth_m)))
+    write_bytes_atomic(path, encode_png(metres_to_millimetres(depth_m, strict=True)))
 
 
 def colorize_depth(depth_m: np.ndarray, near: float | None = None, far: float | None = None) -> np.ndarray:

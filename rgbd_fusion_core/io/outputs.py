@@ -19,28 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from rgbd_fusion_core.io.atomic import write_bytes_atomic
-
-MAX_DEPTH_MM = 65535
+from rgbd_fusion_core.io.depth_units import metres_to_millimetres
 
 PLY_VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-
-
-def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) float metres (NaN or <= 0 = none) -> (H, W) uint16 millimetres, rounded; 0 = none or > 65.535 m.
-
-    The REP 118 16UC1 convention: a depth that does not fit is "no depth", never an error (a prediction far
-    away must not stop an export). ``imageio.depth_to_png_mm`` is the strict variant for datasets.
-    """
-    millimetres = np.rint(np.asarray(depth_m, dtype=np.float64) * 1000.0)
-    millimetres[~((millimetres > 0) & (millimetres <= MAX_DEPTH_MM))] = 0
-    return millimetres.astype(np.uint16)
 
 
 def write_depth_png_mm(path: str | os.PathLike, depth_m: np.ndarray) -> Path:
     """(H, W) float metres -> 16-bit greyscale PNG in millimetres (0 = no depth). Returns the path."""
     from rgbd_fusion_core.io.imageio import encode_png
 
-    write_bytes_atomic(path, encode_png(depth_to_millimetres(depth_m)))
+    write_bytes_atomic(path, encode_png(metres_to_millimetres(depth_m)))
     return Path(path)
 
 

@@ -121,6 +121,8 @@ class SubjectLook:
 
     albedo: np.ndarray
     description: dict
+    material: np.ndarray | None = None  # (V,) pattern slot per vertex (see render.Pattern), None = plain
+    patterns: tuple = ()  # render.Pattern per slot
 
 
 class BodyModel:
@@ -145,6 +147,31 @@ class BodyModel:
         self._joint_axes = np.stack([self._axis_vector(j, rest["rest_bone_heads"][0].numpy()) for j in JOINTS])
         self._regions = self._vertex_regions()
         self._hair = self._hair_vertices(rest["rest_vertices"][0].numpy(), rest["rest_bone_heads"][0].numpy())
+        self.texcoords = np.ascontiguousarray(rest["rest_vertices"][0].numpy(), dtype=np.float32)
+        self._arm_t, self._leg_t = self._limb_positions(self.texcoords, rest["rest_bone_heads"][0].numpy())
+
+    def _limb_positions(self, rest_vertices: np.ndarray, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per vertex, position along the arm (0 shoulder, 0.5 elbow, 1 wrist) and leg (0 hip, 0.5 knee, 1 ankle)
+        from the rest pose (NaN off the limb); sleeve and trouser lengths cut the limbs at these positions."""
+        weights = self.model.vertex_bone_weights.cpu().numpy()
+        indices = self.model.vertex_bone_indices.cpu().numpy()
+        dominant = np.array(self.bone_labels)[indices[np.arange(len(indices)), weights.argmax(axis=1)]]
+        self._dominant = dominant
+        self._anchors = {}
+        arm = np.full(len(rest_vertices), np.nan)
+        leg = np.full(len(rest_vertices), np.nan)
+        for side in (".L", ".R"):
+            for out, (upper, lower, end), bones in (
+                (arm, ("upperarm01", "lowerarm01", "wrist"), (("upperarm", "shoulder01"), ("lowerarm",))),
+                (leg, ("upperleg01", "lowerleg01", "foot"), (("upperleg",), ("lowerleg",))),
+            ):
+                a, b, c = (heads[self.bone_labels.index(name + side)] for name in (upper, lower, end))
+                for offset, (start, stop), prefixes in ((0.0, (a, b), bones[0]), (0.5, (b, c), bones[1])):
+                    on = np.array([d.startswith(prefixes) and d.endswith(side) for d in dominant])
+                    axis = stop - start
+                    along = (rest_vertices[on] - start) @ axis / (axis @ axis)
+                    out[on] = offset + 0.5 * np.clip(along, 0.0, 1.0)
+        return arm, leg
 
     def _axis_vector(self, joint: Joint, heads: np.ndarray) -> np.ndarray:
         if joint.axis != "elbow":
@@ -223,6 +250,89 @@ class BodyModel:
         """Number of triangles of a posed mesh (V, 3) that intersect a triangle of a non-adjacent body part."""
         colliding = self.collision.detect_self_intersections(torch.from_numpy(np.asarray(vertices, np.float32)))
         return int((colliding >= 0).sum())
+
+    def framing_anchor(self, framing: str) -> np.ndarray | None:
+        """(V,) bool of the vertices a framing puts in the crop (None = the whole body): ``upper_body`` is the
+        trunk, shoulders and head (hips up), ``head_shoulders`` the head, neck, clavicles and shoulders."""
+        prefixes = {
+            "upper_body": ("spine", "clavicle", "shoulder01", "neck", "head", "eye"),
+            "head_shoulders": ("clavicle", "shoulder01", "neck", "head", "eye", "spine05"),
+        }.get(framing)
+        if prefixes is None:
+            return None
+        if framing not in self._anchors:
+            self._anchors[framing] = np.array([d.startswith(prefixes) for d in self._dominant])
+        return self._anchors[framing]
+
+    def sample_clothing(self, rng: np.random.Generator) -> SubjectLook:
+        """Random skin tone, hair, and textured garments (shirt, trousers, shoes each with a procedural pattern from
+        ``render.PATTERN_KINDS`` and multi-scale noise grain) with varied sleeve length (none to wrist) and trouser
+        length (shorts to ankle)."""
+        from rgbd_fusion_core.synth.render import PATTERN_KINDS, Pattern
+
+        tone = rng.uniform(0, len(_SKIN_TONES) - 1)
+        low = int(tone)
+        skin = _SKIN_TONES[low] + (tone - low) * (_SKIN_TONES[min(low + 1, len(_SKIN_TONES) - 1)] - _SKIN_TONES[low])
+        skin = skin * rng.uniform(0.92, 1.08, size=3)
+
+        def random_colour(saturation: tuple[float, float], value: tuple[float, float]) -> np.ndarray:
+            return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*saturation), rng.uniform(*value)))
+
+        garments = {
+            "shirt": ((0.0, 0.9), (0.1, 0.95), (0.25, 0.25, 0.15, 0.15, 0.1, 0.1)),
+            "trousers": ((0.0, 0.7), (0.08, 0.7), (0.45, 0.1, 0.1, 0.1, 0.05, 0.2)),
+            "shoes": ((0.0, 0.4), (0.05, 0.9), (0.7, 0.1, 0.0, 0.0, 0.0, 0.2)),
+        }
+        colours, patterns, description = {}, [Pattern()], {}
+        for name, (saturation, value, kind_weights) in garments.items():
+            base = random_colour(saturation, value)
+            kind = PATTERN_KINDS[int(rng.choice(len(PATTERN_KINDS), p=np.array(kind_weights) / sum(kind_weights)))]
+            second = random_colour(saturation, value) if rng.uniform() < 0.6 else base * rng.uniform(0.4, 0.8)
+            frequency = float(np.exp(rng.uniform(np.log(4.0), np.log(40.0))))
+            angle = float(rng.choice([0.0, np.pi / 2, rng.uniform(0, np.pi)]))
+            grain = float(rng.uniform(0.05, 0.35))
+            colours[name] = base
+            patterns.append(Pattern(kind, tuple(second.tolist()), frequency, angle, grain))
+            description[name] = {"colour": base.round(3).tolist(), "pattern": kind, "frequency": round(frequency, 2)}
+        hair = _HAIR_COLOURS[int(rng.integers(len(_HAIR_COLOURS)))] * rng.uniform(0.8, 1.2)
+        bald = rng.uniform() < 0.1
+        sleeve = float(
+            rng.choice([0.0, rng.uniform(0.15, 0.45), rng.uniform(0.5, 0.85), 1.0], p=[0.1, 0.35, 0.1, 0.45])
+        )
+        trouser = float(rng.choice([rng.uniform(0.2, 0.45), rng.uniform(0.6, 0.85), 1.0], p=[0.2, 0.1, 0.7]))
+        region_colour = {
+            "eyes": np.array([0.25, 0.2, 0.18]),
+            "shoes": colours["shoes"],
+            "forearm": skin,
+            "hands": skin,
+            "head": skin,
+            "shin": skin,
+            "trousers": colours["trousers"],
+            "shirt": colours["shirt"],
+        }
+        albedo = np.zeros((len(self._regions), 3))
+        material = np.zeros(len(self._regions), np.float32)
+        for region, colour in region_colour.items():
+            albedo[self._regions == region] = colour
+        shirt = (self._regions == "shirt") & ~(self._arm_t >= sleeve)  # NaN (torso) compares False: stays shirt
+        shirt |= self._arm_t < sleeve
+        trousers = (self._regions == "trousers") & ~(self._leg_t >= trouser)
+        trousers |= self._leg_t < trouser
+        skin_limbs = ((self._arm_t >= sleeve) | (self._leg_t >= trouser)) & ~(self._regions == "hands")
+        albedo[skin_limbs] = skin
+        for slot, (name, where) in enumerate(
+            (("shirt", shirt), ("trousers", trousers), ("shoes", self._regions == "shoes")), start=1
+        ):
+            albedo[where] = colours[name]
+            material[where] = slot
+        if not bald:
+            albedo[self._hair] = hair
+        albedo *= rng.uniform(0.97, 1.03, size=(len(albedo), 1))
+        description.update(
+            {"skin": skin.round(3).tolist(), "sleeve_length": round(sleeve, 3), "trouser_length": round(trouser, 3)}
+        )
+        description["hair"] = "bald" if bald else hair.round(3).tolist()
+        return SubjectLook(np.clip(albedo, 0, 1).astype(np.float32), description, material, tuple(patterns))
 
     def sample_look(self, rng: np.random.Generator) -> SubjectLook:
         """Random skin tone, shirt (short or long sleeves), trousers or shorts, shoes, hair."""

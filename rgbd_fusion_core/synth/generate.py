@@ -10,11 +10,12 @@ end, also atomically.
 
 from __future__ import annotations
 
+import colorsys
 import json
 import multiprocessing
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,10 @@ from rgbd_fusion_core.geometry.camera import scale_intrinsics
 from rgbd_fusion_core.io.atomic import write_bytes_atomic
 from rgbd_fusion_core.io.imageio import write_depth_mm, write_mask, write_rgb
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 LOW_RES_FACTOR = 4
 STREAM_SHAPE, STREAM_LOOK, STREAM_POSE, STREAM_SCENE = range(4)
+STREAM_CLOTHING, STREAM_LIGHTS, STREAM_FRAMING, STREAM_OCCLUDER, STREAM_CAMERA = range(4, 9)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,14 @@ class GeneratorConfig:
     background_dir: Path | None = None
     age_range: str = "adult"
     reject_intersections: bool = True
+    # randomisations of what real camera frames vary (each from its own per-sample random stream, recorded in meta)
+    clothing_textures: bool = True  # patterned garments, sleeve/trouser lengths, skin tone and hair
+    multi_lights: bool = True  # 2-3 coloured lights, tinted ambient, specular
+    camera_effects: bool = True  # exposure, white balance, blur, gamma, sensor noise, JPEG (RGB only)
+    varied_framing: bool = True  # full / upper body / head and shoulders / cut by the crop edge
+    occluder_share: float = 0.25  # share of samples with an object in front of the person (0 = off)
+    photo_share: float = 0.6  # with --backgrounds mixed and a background folder: share of photo backgrounds
+    background_jitter: bool = True  # multi-scale crops, flips and colour jitter of background photos
     max_pose_attempts: int = 16
     pose_batch: int = 16  # about this many views are posed in one anny call (one work unit)
 
@@ -82,6 +92,10 @@ def validate_config(config: GeneratorConfig) -> None:
         raise ValueError(f"--backgrounds must be one of {KINDS}, got {config.backgrounds!r}")
     if config.age_range not in AGE_RANGES_YEARS:
         raise ValueError(f"--age-range must be one of {sorted(AGE_RANGES_YEARS)}, got {config.age_range!r}")
+    if not 0.0 <= config.occluder_share <= 1.0:
+        raise ValueError(f"--occluder-share must be in [0, 1], got {config.occluder_share}")
+    if not 0.0 <= config.photo_share <= 1.0:
+        raise ValueError(f"--photo-share must be in [0, 1], got {config.photo_share}")
     if config.max_pose_attempts < 1 or config.pose_batch < 1:
         raise ValueError(f"max pose attempts and pose batch must be at least 1, got {config}")
     if config.background_dir is not None:
@@ -212,7 +226,15 @@ class UnitRenderer:
     def render_unit(self, unit: int) -> int:
         """Render and write every view of the subjects of one work unit; returns the number of samples written."""
         from rgbd_fusion_core.synth.backgrounds import sample_background
-        from rgbd_fusion_core.synth.scene import frame_camera, sample_view
+        from rgbd_fusion_core.synth.camera_effects import apply_camera_effects
+        from rgbd_fusion_core.synth.render import OCCLUDER_FLAG, Pattern, vertex_normals
+        from rgbd_fusion_core.synth.scene import (
+            frame_camera,
+            sample_framing,
+            sample_lighting,
+            sample_occluder,
+            sample_view,
+        )
 
         config = self.config
         subjects = unit_subjects(config, unit)
@@ -220,7 +242,10 @@ class UnitRenderer:
         for subject in subjects:
             seed_state = np.random.SeedSequence(config.seed, spawn_key=(STREAM_SHAPE, subject, 0)).generate_state(1)
             shapes[subject] = self.body.sample_shape(int(seed_state[0]))
-            looks[subject] = self.body.sample_look(_rng(config, STREAM_LOOK, subject))
+            if config.clothing_textures:
+                looks[subject] = self.body.sample_clothing(_rng(config, STREAM_CLOTHING, subject))
+            else:
+                looks[subject] = self.body.sample_look(_rng(config, STREAM_LOOK, subject))
         items = [(subject, view) for subject in subjects for view in range(config.views_per_subject)]
         vertices, pose_stats = self._sample_poses(items, {s: shape[1] for s, shape in shapes.items()})
         high, low = config.resolutions
@@ -230,25 +255,80 @@ class UnitRenderer:
             sample, subject_id = sample_id(config, subject, view)
             rng = _rng(config, STREAM_SCENE, subject, view)
             setup = sample_view(rng)
-            R, t = frame_camera(vertices[item], setup, high)
+            extra_info = {}
+            if config.multi_lights:
+                setup = replace(setup, lighting=sample_lighting(_rng(config, STREAM_LIGHTS, subject, view)))
+                extra_info["lights"] = len(setup.lighting.lights())
+            if config.varied_framing:
+                setup = sample_framing(_rng(config, STREAM_FRAMING, subject, view), setup)
+                extra_info["framing"] = setup.framing
+            R, t = frame_camera(vertices[item], setup, high, anchor=self.body.framing_anchor(setup.framing))
             K = {high: setup.intrinsics(high)}
             K[low] = scale_intrinsics(K[high], high, low)
             camera_vertices = vertices[item] @ R.T + t
+            faces = self.body.faces
+            normals = vertex_normals(camera_vertices, faces)
+            texcoords = self.body.texcoords
+            albedo = look.albedo
+            material = look.material if look.material is not None else np.zeros(len(albedo), np.float32)
+            patterns = list(look.patterns) or [Pattern()] * 4
+            patterns = (patterns + [Pattern()] * 4)[:4]
+            occluder_rng = _rng(config, STREAM_OCCLUDER, subject, view)
+            if config.occluder_share > 0 and occluder_rng.uniform() < config.occluder_share:
+                occ_vertices, occ_faces, occ_info = sample_occluder(occluder_rng, camera_vertices, K[high], high)
+                colour = np.array(colorsys.hsv_to_rgb(*occluder_rng.uniform([0, 0, 0.1], [1, 0.6, 0.9])))
+                patterns.append(
+                    Pattern(
+                        ("plain", "stripes", "noise")[int(occluder_rng.integers(3))],
+                        tuple((colour * occluder_rng.uniform(0.5, 0.9)).tolist()),
+                        float(occluder_rng.uniform(5, 40)),
+                        float(occluder_rng.uniform(0, np.pi)),
+                        float(occluder_rng.uniform(0.0, 0.3)),
+                    )
+                )
+                faces = np.concatenate([faces, occ_faces + len(camera_vertices)])
+                normals = np.concatenate([normals, vertex_normals(occ_vertices, occ_faces)])
+                texcoords = np.concatenate([texcoords, occ_vertices])
+                albedo = np.concatenate([albedo, np.broadcast_to(colour, occ_vertices.shape)])
+                material = np.concatenate([material, np.full(len(occ_vertices), 4 + OCCLUDER_FLAG, np.float32)])
+                camera_vertices = np.concatenate([camera_vertices, occ_vertices])
+                extra_info["occluder"] = occ_info
             rendered = self.renderer.render(
                 camera_vertices,
-                self.body.faces,
+                faces,
                 [(K[high], high, high), (K[low], low, low)],
-                albedo=look.albedo,
+                albedo=albedo,
+                normals=normals,
                 lighting=setup.lighting,
+                texcoords=texcoords,
+                material=material,
+                patterns=patterns,
             )
-            background_kind, background = sample_background(rng, config.backgrounds, high, self.background_images)
+            background_kind, background = sample_background(
+                rng,
+                config.backgrounds,
+                high,
+                self.background_images,
+                photo_share=config.photo_share,
+                jitter=config.background_jitter,
+            )
             backgrounds = {high: background, low: _area_resize(background, low)}
+            composites = {}
+            for resolution, view_image in zip((high, low), rendered):
+                coverage = view_image.coverage[:, :, None]
+                composites[resolution] = np.where(coverage, view_image.rgb, backgrounds[resolution])
+            if config.camera_effects:
+                # the camera sees the high-resolution frame; the low-resolution RGB is its area downscale
+                rgb_high, extra_info["camera"] = apply_camera_effects(
+                    composites[high], _rng(config, STREAM_CAMERA, subject, view)
+                )
+                images = {high: rgb_high, low: _area_resize(rgb_high, low)}
+            else:
+                images = {r: np.clip(c * 255.0 + 0.5, 0, 255).astype(np.uint8) for r, c in composites.items()}
             files = {}
             for resolution, view_image in zip((high, low), rendered):
                 rel = sample_relpaths(resolution, sample)
-                mask = view_image.mask[:, :, None]
-                rgb = np.where(mask, view_image.rgb, backgrounds[resolution])
-                write_rgb(config.out / rel["rgb"], np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                write_rgb(config.out / rel["rgb"], images[resolution])
                 write_depth_mm(config.out / rel["depth"], view_image.depth_m)
                 write_mask(config.out / rel["mask"], view_image.mask)
                 files[resolution] = rel
@@ -266,6 +346,7 @@ class UnitRenderer:
                     "fill": round(setup.fill, 4),
                     "camera_distance_m": round(float(np.linalg.norm(R.T @ -t - vertices[item].mean(0))), 4),
                     "background": background_kind,
+                    **extra_info,
                 },
             }
             write_bytes_atomic(_meta_path(config, sample), (json.dumps(meta, indent=1) + "\n").encode())
