@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from rgbd_fusion_core.inference.pipeline_io import Frame
@@ -73,7 +75,9 @@ def sensor_depth_metres(
     return out
 
 
-def check_frame(frame: Frame, where: str = "frame") -> None:
+def check_frame(frame: Frame, where: str = "frame") -> Frame:
+    """The frame, validated, with its sensor depth (if any) as float32 metres, NaN = none: what the Pipeline
+    works on, so nothing downstream checks or converts again. ValueError naming the field otherwise."""
     rgb = frame.rgb
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
         raise ValueError(
@@ -97,8 +101,11 @@ def check_frame(frame: Frame, where: str = "frame") -> None:
             raise ValueError(
                 f"{where}: sensor depth shape {np.shape(frame.sensor_depth)} differs from the image's {(h, w)}"
             )
-        if not np.isfinite(sensor_depth_metres(frame.sensor_depth)).any():
+        metres = sensor_depth_metres(frame.sensor_depth)
+        if not np.isfinite(metres).any():
             raise ValueError(
                 f"{where}: sensor depth has no valid pixels (all NaN, zero, 65535 mm or outside "
                 f"{MIN_SENSOR_DEPTH_M:g}-{MAX_SENSOR_DEPTH_M:g} m)"
             )
+        return dataclasses.replace(frame, sensor_depth=metres)
+    return frame

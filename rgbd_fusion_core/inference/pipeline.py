@@ -24,7 +24,7 @@ from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, res
 from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.inference.backends import make_backend
-from rgbd_fusion_core.inference.frame_checks import check_frame, sensor_depth_metres
+from rgbd_fusion_core.inference.frame_checks import check_frame
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
 from rgbd_fusion_core.inference.targets import Target, targets_in_frame
 from rgbd_fusion_core.models.checkpoint import load_stage_model
@@ -135,8 +135,7 @@ class Pipeline:
             clock = now
 
         # 1. Validate each frame and find its people (the given mask or ROI, or the person finder).
-        for i, frame in enumerate(frames):
-            check_frame(frame, where=f"frame {i}")
+        frames = [check_frame(frame, where=f"frame {i}") for i, frame in enumerate(frames)]
         per_frame = [targets_in_frame(frame, cfg, self._person_finder) for frame in frames]
         jobs = [(i, target) for i, targets in enumerate(per_frame) for target in targets]
         lap("people")
@@ -332,7 +331,7 @@ class Pipeline:
     def _sensor_condition(self, frame: Frame, target: Target, box, size: int) -> tuple[torch.Tensor, float]:
         """Sensor depth in the crop -> ((size, size) network-space depth, z_ref). The person is the mask when given,
         else the sensor pixels within the depth window around the median depth of the crop's central area."""
-        depth = cut(sensor_depth_metres(frame.sensor_depth), box)
+        depth = cut(frame.sensor_depth, box)  # metres, NaN = none (check_frame converted it)
         mask = cut(target.mask.astype(np.uint8), box) > 0 if target.mask is not None else None
         z_ref = reference_depth(depth, mask) if mask is not None else centre_reference_depth(depth)
         if not np.isfinite(z_ref):
