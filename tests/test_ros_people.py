@@ -1,0 +1,95 @@
+"""rgbd_fusion_node with the real person finder: a rendered person in a camera frame is found and published, a
+frame with nobody publishes nothing and is counted in /diagnostics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not installed")
+pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
+
+from ros_graph import Probe, ros_environment, start_node, stop_node, wait_for_log  # noqa: E402
+
+from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
+
+DEMO = Path(__file__).resolve().parents[1] / "rgbd_fusion_core" / "demo_frames"
+HEIGHT, WIDTH = 480, 640
+ANSWER_TIMEOUT_S = 30.0
+
+
+def person_frame() -> tuple[np.ndarray, np.ndarray]:
+    """A bundled render pasted into a grey 480x640 frame, and that frame's K."""
+    sample = json.loads((DEMO / "dataset.json").read_text())["samples"][0]
+    files = sample["files"]["256"]
+    render = cv2.cvtColor(cv2.imread(str(DEMO / files["rgb"])), cv2.COLOR_BGR2RGB)
+    person = cv2.imread(str(DEMO / files["depth"]), cv2.IMREAD_UNCHANGED) > 0
+    rgb = np.full((HEIGHT, WIDTH, 3), 118, np.uint8)
+    rgb[112:368, 192:448][person] = render[person]
+    K = np.array(sample["K"]["256"], np.float64)
+    K[0, 2] += 192
+    K[1, 2] += 112
+    return rgb, K
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, tiny_model_dir):
+    folder = tmp_path_factory.mktemp("ros_people")
+    env = ros_environment(folder / "ros_log")
+    log = folder / "node.log"
+    ros_args = ["-r", "__node:=fusion_people", "-p", f"model:={tiny_model_dir}", "-p", "person_source:=auto"]
+    ros_args += ["-p", "steps1:=1", "-p", "steps2:=1", "-p", "diagnostics_period_s:=0.5"]
+    process = start_node(env, ros_args, log)
+    probe = Probe("probe_people")
+    try:
+        wait_for_log(log, "active", 90, process)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        probe.watch("/depth/image", probe.types.Image)
+        probe.watch("/points", probe.types.PointCloud2)
+        probe.watch("/diagnostics", DiagnosticArray)
+        publisher = probe.publisher("/image", probe.types.Image)
+        assert probe.spin_until(lambda: publisher.get_subscription_count() > 0, 20)
+        probe.spin_for(0.5)
+        yield probe, process, log
+    finally:
+        probe.close()
+        assert stop_node(process) == 0, log.read_text()
+
+
+def send(probe: Probe, sec: int, rgb: np.ndarray, K: np.ndarray) -> None:
+    header = make_header(probe.types, sec, 0, "cam")
+    probe.publisher("/camera_info", probe.types.CameraInfo).publish(
+        camera_info_message(probe.types, header, K, WIDTH, HEIGHT)
+    )
+    probe.publisher("/image", probe.types.Image).publish(image_message(probe.types, header, rgb, "rgb8"))
+
+
+def diagnostics(probe: Probe) -> dict[str, str]:
+    probe.received["/diagnostics"].clear()
+    assert probe.spin_until(lambda: probe.received["/diagnostics"], 5)
+    return {kv.key: kv.value for kv in probe.received["/diagnostics"][-1].status[0].values}
+
+
+def test_a_rendered_person_is_found_and_published_and_nobody_is_counted(graph):
+    probe, _, _ = graph
+    rgb, K = person_frame()
+    for attempt in range(6):  # the first frames can be lost while discovery completes (best-effort QoS)
+        send(probe, 100 + attempt, rgb, K)
+        if probe.spin_until(lambda: probe.received["/depth/image"] and probe.received["/points"], ANSWER_TIMEOUT_S / 6):
+            break
+    assert probe.received["/depth/image"] and probe.received["/points"]
+    before = diagnostics(probe)
+    assert int(before["people_found"]) >= 1
+    published = len(probe.received["/depth/image"])
+    empty = np.full((HEIGHT, WIDTH, 3), 118, np.uint8)
+    for sec in range(200, 203):
+        send(probe, sec, empty, K)
+        probe.spin_for(1.0)
+    after = diagnostics(probe)
+    assert int(after.get("frames_with_nobody", 0)) >= 1
+    assert len(probe.received["/depth/image"]) == published  # nothing published for nobody
