@@ -25,17 +25,21 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 
 def parse_args() -> argparse.Namespace:
+    from rgbd_fusion_core.inference.pipeline_io import PipelineConfig
+
+    defaults = PipelineConfig()  # the node's own defaults (3 + 2 steps)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="", help="model folder (default: the shipped model)")
     parser.add_argument("--frames", type=int, default=30, help="frames to send")
     parser.add_argument("--rate", type=float, default=0.0, help="send rate in Hz; 0 = wait for each answer")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--steps1", type=int, default=6)
-    parser.add_argument("--steps2", type=int, default=4)
+    parser.add_argument("--steps1", type=int, default=defaults.steps1, help="default: the node's")
+    parser.add_argument("--steps2", type=int, default=defaults.steps2, help="default: the node's")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node / an answer")
     return parser.parse_args()
 

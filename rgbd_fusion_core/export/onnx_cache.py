@@ -19,6 +19,10 @@ from rgbd_fusion_core.config import StageConfig, to_dict
 from rgbd_fusion_core.export.onnx_export import DEFAULT_OPSET, export_stages
 from rgbd_fusion_core.runtime.graph_contract import ExportedStage, ExportError, load_exported_stage
 
+# Bumped when the exported graph changes for the same weights (2: the space-to-depth input as a one-hot strided
+# convolution instead of reshape + 6-D transpose), so the cache never serves an older graph.
+GRAPH_REVISION = 2
+
 
 def cache_root() -> Path:
     if os.environ.get("RGBD_FUSION_CACHE"):
@@ -28,10 +32,11 @@ def cache_root() -> Path:
 
 
 def model_fingerprint(config: StageConfig, module: nn.Module, opset: int) -> str:
-    """sha256 (hex, first 24 digits) over the config, all weights (name, dtype, shape, bytes), opset, torch version."""
+    """sha256 (hex, first 24 digits) over the config, all weights (name, dtype, shape, bytes), opset, torch version
+    and the graph revision."""
     digest = hashlib.sha256()
     digest.update(json.dumps(to_dict(config), sort_keys=True).encode())
-    digest.update(f"opset={opset} torch={torch.__version__}".encode())
+    digest.update(f"opset={opset} torch={torch.__version__} graph={GRAPH_REVISION}".encode())
     for name, tensor in sorted(module.state_dict().items()):
         tensor = tensor.detach().float().cpu().contiguous()
         digest.update(f"{name}:{tuple(tensor.shape)}".encode())

@@ -128,7 +128,17 @@ class SpaceToDepthIO(nn.Module):
 
     def inputs(self, x_t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x_t, cond], dim=1)
+        if self.factor > 1 and torch.onnx.is_in_onnx_export():
+            return unshuffle_conv(x, self.factor)  # no standalone 6-D transpose in the exported graph
         return F.pixel_unshuffle(x, self.factor) if self.factor > 1 else x
 
     def outputs(self, y: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(y, self.factor) if self.factor > 1 else y
+
+
+def unshuffle_conv(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``F.pixel_unshuffle(x, factor)`` as a stride-``factor`` convolution with one-hot weights (identical values:
+    each output is one input times 1). Output channel ``c * f * f + i * f + j`` takes pixel (i, j) of channel c."""
+    c_in = int(x.shape[1])  # a constant in a traced graph: the channel count is fixed, only the batch varies
+    weight = torch.eye(c_in * factor * factor, dtype=x.dtype, device=x.device).reshape(-1, c_in, factor, factor)
+    return F.conv2d(x, weight, stride=factor)
