@@ -53,7 +53,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "z = z_ref - (d - self.centre) / self.scale",
         "z = z_ref + (d - self.centre) / self.scale",
         "sign flip in the network-space -> metres conversion",
-        ("tests/test_depth_space.py",),
+        ("tests/geometry/test_depth_space.py",),
     ),
     Mutation(
         "crop_intrinsics_off_by_one",
@@ -61,7 +61,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "scale * (cx - x0 + 0.5) - 0.5",
         "scale * (cx - x0 + 1.5) - 0.5",
         "off-by-one pixel in the crop's principal point cx",
-        ("tests/test_camera.py",),
+        ("tests/geometry/test_camera.py",),
     ),
     Mutation(
         "backproject_fx_fy_swapped",
@@ -69,7 +69,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "x = (cols - K[0, 2]) * z / K[0, 0]\n    y = (rows - K[1, 2]) * z / K[1, 1]",
         "x = (cols - K[0, 2]) * z / K[1, 1]\n    y = (rows - K[1, 2]) * z / K[0, 0]",
         "fx and fy swapped in back-projection",
-        ("tests/test_camera.py",),
+        ("tests/geometry/test_camera.py",),
     ),
     Mutation(
         "ddpm_noise_dropped",
@@ -77,7 +77,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return mean + torch.exp(0.5 * log_var) * noise, x0",
         "return mean, x0",
         "DDPM ancestral step without its noise term",
-        ("tests/test_samplers.py",),
+        ("tests/diffusion/test_samplers.py",),
     ),
     Mutation(
         "depth_nan_handling_removed",
@@ -85,7 +85,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "out[~np.isfinite(out) | (out < min_m) | (out > max_m)] = np.nan",
         "pass  # mutated: no invalid-depth handling",
         "NaN/inf/out-of-range handling removed from the sensor depth conversion (used by the ROS depth input)",
-        ("tests/test_ros_conversions.py", "tests/test_pipeline.py"),
+        ("tests/ros/test_ros_conversions.py", "tests/inference/test_pipeline.py"),
     ),
     Mutation(
         "pointcloud_rgb_byte_order",
@@ -93,7 +93,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "records[:, 12:15] = colors[:, ::-1]  # stored as BB GG RR 00",
         "records[:, 12:15] = colors  # stored as BB GG RR 00",
         "point cloud rgb packed in the wrong byte order (little-endian hosts)",
-        ("tests/test_ros_conversions.py",),
+        ("tests/ros/test_ros_conversions.py",),
     ),
     Mutation(
         "atomic_write_in_place",
@@ -101,7 +101,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    fd, tmp = tempfile.mkstemp(",
         "    yield path\n    return\n    fd, tmp = tempfile.mkstemp(",
         "atomic write done in place: no temporary file, no rename",
-        ("tests/test_atomic.py",),
+        ("tests/io/test_atomic.py",),
     ),
     Mutation(
         "height_prior_uses_fx",
@@ -109,7 +109,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return float(K_high[1, 1] * cfg.person_height_m / height_px)",
         "return float(K_high[0, 0] * cfg.person_height_m / height_px)",
         "height prior z_ref computed with fx instead of fy",
-        ("tests/test_reference_depth.py", "tests/test_pipeline.py"),
+        ("tests/inference/test_reference_depth.py", "tests/inference/test_pipeline.py"),
     ),
     Mutation(
         "sync_tolerance_x10",
@@ -117,7 +117,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "StampSynchronizer(streams, round(settings.sync_tolerance_s * 1e9)",
         "StampSynchronizer(streams, round(settings.sync_tolerance_s * 1e10)",
         "the node's stamp-sync tolerance 10x too large",
-        ("tests/test_ros_node_sync.py",),
+        ("tests/ros/test_ros_node_sync.py",),
     ),
     Mutation(
         "ema_update_reversed",
@@ -125,7 +125,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "self.shadow[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)",
         "self.shadow[k].mul_(1 - decay).add_(v.detach().float(), alpha=decay)",
         "EMA update reversed: the shadow follows the raw weights almost entirely",
-        ("tests/test_ema.py", "tests/test_training.py"),
+        ("tests/training/test_ema.py", "tests/training/test_training.py"),
     ),
     # --- beyond the audit's ten -------------------------------------------------------------------------------
     Mutation(
@@ -134,7 +134,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "decay = min(self.decay, (1 + self.updates) / (10 + self.updates))",
         "decay = self.decay",
         "EMA decay without its warm-up",
-        ("tests/test_ema.py",),
+        ("tests/training/test_ema.py",),
     ),
     Mutation(
         "learned_variance_swapped",
@@ -142,7 +142,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return frac * max_log + (1 - frac) * min_log",
         "return frac * min_log + (1 - frac) * max_log",
         "learned-range variance interpolating the wrong way (v = 1 gives beta-tilde)",
-        ("tests/test_ema.py", "tests/test_diffusion_math.py"),
+        ("tests/training/test_ema.py", "tests/diffusion/test_diffusion_math.py"),
     ),
     Mutation(
         "manifest_hash_ignored",
@@ -150,7 +150,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if actual != expected:",
         "if False:",
         "model-folder sha256 manifest not enforced: a tampered model loads",
-        ("tests/test_untested_paths.py",),
+        ("tests/cli/test_untested_paths.py",),
     ),
 )
 

@@ -27,7 +27,7 @@ from rgbd_fusion_ros.bag_tool import main  # noqa: E402
 from rgbd_fusion_ros.demo_bag import START_NS, TOPICS, write_demo_bag  # noqa: E402
 from rgbd_fusion_ros.messages import OutputOptions  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 OUT = "/rgbd_fusion"
 FAST = ["--steps1", "1", "--steps2", "1", "--device", "cpu", "--person-source", "none"]  # cartoon frames: no finder

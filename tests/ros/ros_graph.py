@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FASTDDS_PROFILE = REPO / "config" / "fastdds_large_messages.xml"
 
 

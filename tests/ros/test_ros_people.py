@@ -17,7 +17,7 @@ from ros_graph import Probe, ros_environment, start_node, stop_node, wait_for_lo
 
 from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
 
-DEMO = Path(__file__).resolve().parents[1] / "rgbd_fusion_core" / "demo_frames"
+DEMO = Path(__file__).resolve().parents[2] / "rgbd_fusion_core" / "demo_frames"
 HEIGHT, WIDTH = 480, 640
 ANSWER_TIMEOUT_S = 30.0
 

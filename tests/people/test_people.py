@@ -10,7 +10,7 @@ import pytest
 from rgbd_fusion_core.people.person import LEFT_SHOULDER, NOSE, RIGHT_SHOULDER, Person
 from rgbd_fusion_core.people.pose_scale import fit_person_translation, pose_reference_depth
 
-DEMO = Path(__file__).resolve().parents[1] / "rgbd_fusion_core" / "demo_frames"
+DEMO = Path(__file__).resolve().parents[2] / "rgbd_fusion_core" / "demo_frames"
 
 
 def _mediapipe():

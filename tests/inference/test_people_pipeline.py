@@ -14,7 +14,7 @@ from rgbd_fusion_core.geometry.depth_edges import behind_share, remove_flying_pi
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 
-DEMO = Path(__file__).resolve().parents[1] / "rgbd_fusion_core" / "demo_frames"
+DEMO = Path(__file__).resolve().parents[2] / "rgbd_fusion_core" / "demo_frames"
 FRAME_SHAPE = (480, 640)
 
 

@@ -18,7 +18,7 @@ from rgbd_fusion_ros.messages import OUTPUT_TOPICS  # noqa: E402
 from rgbd_fusion_ros.node import INPUT_TOPICS  # noqa: E402
 from rgbd_fusion_ros.parameters import PARAMETERS_BY_NAME, settings_from_parameters  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "rgbd_fusion.launch.py"
 
 

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("rgbd_fusion_core", "rgbd_fusion_ros")
 MODULE_STRING = re.compile(r"^rgbd_fusion_(core|ros)(\.\w+)+$|^rgbd_fusion_ros$")
 # The inference layer: what a deployment needs to turn a frame into a cloud (it may export ONNX on demand).
