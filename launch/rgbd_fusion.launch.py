@@ -43,7 +43,11 @@ def generate_launch_description() -> LaunchDescription:
             description="node parameters (YAML)",
         ),
         DeclareLaunchArgument("model", default_value="", description="model folder; empty = the shipped default"),
-        DeclareLaunchArgument("backend", default_value="torch", description="torch, onnxruntime or tensorrt"),
+        DeclareLaunchArgument(
+            "backend",
+            default_value="auto",
+            description="auto (ONNX Runtime on the CPU when installed), torch, onnxruntime or tensorrt",
+        ),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument(
             "person_source",

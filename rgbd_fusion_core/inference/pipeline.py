@@ -23,7 +23,7 @@ from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage1_condit
 from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
 from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
-from rgbd_fusion_core.inference.backends import make_backend
+from rgbd_fusion_core.inference.backends import make_backend, resolve_backend
 from rgbd_fusion_core.inference.frame_checks import check_frame
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
 from rgbd_fusion_core.inference.targets import Target, targets_in_frame
@@ -92,14 +92,16 @@ class Pipeline:
     def from_pretrained(
         cls,
         model: str | Path | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         device: str = "auto",
         config: PipelineConfig | None = None,
         finder: PersonFinder | None = None,
         video: bool = False,
     ) -> Pipeline:
-        """Load a model folder (None = the shipped default) on a backend: 'torch', 'onnxruntime' or 'tensorrt'."""
+        """Load a model folder (None = the shipped default) on a backend: 'auto' (ONNX Runtime on the CPU when
+        installed, else torch), 'torch', 'onnxruntime' or 'tensorrt'."""
         dev = resolve_device(device)
+        backend = resolve_backend(backend, dev)
         paths = resolve_model_dir(model)
         stages = []
         for stage, path in zip((1, 2), paths):

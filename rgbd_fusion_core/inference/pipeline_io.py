@@ -8,7 +8,7 @@ import numpy as np
 
 from rgbd_fusion_core.diffusion.samplers import SAMPLERS
 from rgbd_fusion_core.inference.settings import declared_settings, setting
-from rgbd_fusion_core.runtime import BACKENDS
+from rgbd_fusion_core.runtime import BACKEND_CHOICES
 from rgbd_fusion_core.runtime.device import DEVICE_HELP, check_device_name
 
 
@@ -145,7 +145,12 @@ class ModelSource:
     """Which model the Pipeline loads, and where it runs (changing any of these reloads the model)."""
 
     model: str = setting("", "model folder with stage1/stage2 weights; empty = the shipped default model", live=False)
-    backend: str = setting("torch", "inference backend", choices=BACKENDS, live=False)
+    backend: str = setting(
+        "auto",
+        "inference backend (auto: ONNX Runtime on the CPU when installed, else torch)",
+        choices=BACKEND_CHOICES,
+        live=False,
+    )
     device: str = setting("auto", DEVICE_HELP, live=False, validator=check_device_name)
 
     def __post_init__(self):

@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKEND_CHOICES = ("auto", *BACKENDS)  # "auto": the fastest installed (inference.backends.resolve_backend)
 
 
 class Denoiser(Protocol):

@@ -9,7 +9,7 @@ import pytest
 from rgbd_fusion_core.cli.pipeline_args import add_pipeline_arguments, pipeline_config_from_args
 from rgbd_fusion_core.diffusion.samplers import SAMPLERS
 from rgbd_fusion_core.inference.pipeline_io import MODEL_SOURCE_SETTINGS, PIPELINE_SETTINGS, PipelineConfig
-from rgbd_fusion_core.runtime import BACKENDS
+from rgbd_fusion_core.runtime import BACKEND_CHOICES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def test_defaults_from_flags_equal_the_dataclass_defaults():
 def test_choices_come_from_the_registries():
     by_name = {spec.name: spec for spec in (*MODEL_SOURCE_SETTINGS, *PIPELINE_SETTINGS)}
     assert by_name["sampler1"].choices == tuple(SAMPLERS) == by_name["sampler2"].choices
-    assert by_name["backend"].choices == BACKENDS
+    assert by_name["backend"].choices == BACKEND_CHOICES
 
 
 def test_plain_stand_ins_become_none():

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import unavailable
 
 pytest.importorskip("anny")
 pytest.importorskip("warp")
@@ -35,7 +36,7 @@ def small_config(tmp_path_factory):
     try:
         generate(config, progress=False)
     except RuntimeError as error:
-        pytest.skip(f"cannot render here: {error}")
+        unavailable(f"cannot render here (EGL: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1): {error}")
     return config
 
 
