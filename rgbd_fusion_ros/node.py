@@ -158,7 +158,7 @@ class RgbdFusionNode(LifecycleNode):
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
-            f"configured: {model_name}, backend {settings.backend} on {self._device}; outputs "
+            f"configured: {model_name}, backend {self._pipeline.backend} on {self._device}; outputs "
             + ", ".join(self._outputs[name].topic_name for name in self._outputs)
         )
         return super().on_configure(state)
@@ -311,8 +311,8 @@ class RgbdFusionNode(LifecycleNode):
         summary = self._stats.summary()
         summary["dropped_unmatched"] = self._sync.dropped if self._sync is not None else 0
         summary["dropped_stale"] = self._worker.dropped if self._worker is not None else 0
-        settings = self.settings
-        hardware_id = f"{settings.backend}/{self._device}"
+        backend = self._pipeline.backend if self._pipeline is not None else self.settings.backend
+        hardware_id = f"{backend}/{self._device}"
         name = f"{self.get_fully_qualified_name()}: depth inference"
         self._diagnostics_publisher.publish(
             diagnostic_array(self.get_clock().now().to_msg(), name, hardware_id, summary, self._last_summary)

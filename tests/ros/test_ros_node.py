@@ -159,7 +159,7 @@ def test_frame_id_override_and_live_depth_encoding(graph):
     "values, reason",
     [
         ({"steps1": 0}, "steps1"),
-        ({"backend": "caffe"}, "not one of torch, onnxruntime, tensorrt"),
+        ({"backend": "caffe"}, "not one of auto, torch, onnxruntime, tensorrt"),
         ({"crop_mode": "roi"}, "'roi' is not one of auto, mask, center"),
         ({"reference_depth": "sensor"}, "'use_depth' is false"),
         ({"crop_margin": 1.5}, "crop_margin"),
@@ -239,7 +239,7 @@ def test_diagnostics_report_rate_latency_drops_and_backend(graph):
     assert probe.spin_until(lambda: probe.received["/diagnostics"], 5)
     (status,) = probe.received["/diagnostics"][-1].status
     assert status.name == f"{NODE}: depth inference"
-    assert status.hardware_id == "torch/cpu"
+    assert status.hardware_id == "onnxruntime/cpu"  # backend auto resolves to ONNX Runtime on the CPU
     values = {kv.key: kv.value for kv in status.values}
     for key in ("rate_hz", "latency_p50_ms", "latency_p95_ms", "dropped_stale", "dropped_unmatched", "pipeline_ms"):
         assert key in values, key

@@ -148,7 +148,7 @@ def test_bad_mask_or_depth_is_skipped_and_the_next_frame_answered(graph, problem
     "arguments, reason",
     [
         (["-p", "steps1:=0"], "steps1"),
-        (["-p", "backend:=caffe"], "parameter 'backend': 'caffe' is not one of torch, onnxruntime, tensorrt"),
+        (["-p", "backend:=caffe"], "parameter 'backend': 'caffe' is not one of auto, torch, onnxruntime, tensorrt"),
         (["-p", "publish_uncertainty:=true"], "'uncertainty_samples' is below 2"),
         (["-p", "max_rate_hz:=fast"], "max_rate_hz"),
     ],
