@@ -26,10 +26,13 @@ from rgbd_fusion_core.geometry.camera import scale_intrinsics
 from rgbd_fusion_core.io.atomic import write_bytes_atomic
 from rgbd_fusion_core.io.imageio import write_depth_mm, write_mask, write_rgb
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 LOW_RES_FACTOR = 4
 STREAM_SHAPE, STREAM_LOOK, STREAM_POSE, STREAM_SCENE = range(4)
 STREAM_CLOTHING, STREAM_LIGHTS, STREAM_FRAMING, STREAM_OCCLUDER, STREAM_CAMERA = range(4, 9)
+
+
+MIN_VISIBLE_SHARE = 0.02  # a view whose occluder leaves less of the person visible is rendered without it
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ class UnitRenderer:
             material = look.material if look.material is not None else np.zeros(len(albedo), np.float32)
             patterns = list(look.patterns) or [Pattern()] * 4
             patterns = (patterns + [Pattern()] * 4)[:4]
+            person_only = (camera_vertices, faces, normals, texcoords, albedo, material)
             occluder_rng = _rng(config, STREAM_OCCLUDER, subject, view)
             if config.occluder_share > 0 and occluder_rng.uniform() < config.occluder_share:
                 occ_vertices, occ_faces, occ_info = sample_occluder(occluder_rng, camera_vertices, K[high], high)
@@ -293,17 +297,34 @@ class UnitRenderer:
                 material = np.concatenate([material, np.full(len(occ_vertices), 4 + OCCLUDER_FLAG, np.float32)])
                 camera_vertices = np.concatenate([camera_vertices, occ_vertices])
                 extra_info["occluder"] = occ_info
+            views = [(K[high], high, high), (K[low], low, low)]
+            scene = dict(lighting=setup.lighting, patterns=patterns)
             rendered = self.renderer.render(
                 camera_vertices,
                 faces,
-                [(K[high], high, high), (K[low], low, low)],
+                views,
                 albedo=albedo,
                 normals=normals,
-                lighting=setup.lighting,
                 texcoords=texcoords,
                 material=material,
-                patterns=patterns,
+                **scene,
             )
+            if "occluder" in extra_info and rendered[0].mask.mean() < MIN_VISIBLE_SHARE:
+                # the occluder hides (nearly) all of the person: this view is rendered without it
+                person_vertices, person_faces, person_normals, person_texcoords, person_albedo, person_material = (
+                    person_only
+                )
+                rendered = self.renderer.render(
+                    person_vertices,
+                    person_faces,
+                    views,
+                    albedo=person_albedo,
+                    normals=person_normals,
+                    texcoords=person_texcoords,
+                    material=person_material,
+                    **scene,
+                )
+                extra_info["occluder"] = {**extra_info["occluder"], "dropped": "hid the person"}
             background_kind, background = sample_background(
                 rng,
                 config.backgrounds,

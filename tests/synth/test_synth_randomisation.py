@@ -130,3 +130,27 @@ def test_upper_body_framing_leaves_the_legs_out():
         assert ((v[head] >= 0) & (v[head] < 256)).mean() > 0.9
         checked += 1
     assert checked >= 5
+
+
+def test_an_occluder_hiding_the_whole_person_is_dropped(base, monkeypatch):
+    """A view whose occluder would leave (nearly) nothing of the person is rendered without it and says so."""
+    import json
+
+    from rgbd_fusion_core.synth import scene
+
+    def wall(rng, camera_vertices, K, size):  # a wall between camera and person covering the whole view
+        near = float(camera_vertices[:, 2].min()) * 0.5
+        corners = np.array([[-50, -50, near], [50, -50, near], [50, 50, near], [-50, 50, near]], np.float64)
+        vertices = np.concatenate([corners, corners + [0, 0, 0.01]])
+        faces = np.array([[0, 1, 2], [0, 2, 3], [4, 6, 5], [4, 7, 6]])
+        return vertices, faces, {"kind": "wall"}
+
+    monkeypatch.setattr(scene, "sample_occluder", wall)
+    config = _render(base, "walled", occluder_share=1.0)
+    metas = sorted((config.out / "meta").glob("*.json"))
+    assert len(metas) == 2
+    for meta_file in metas:
+        info = json.loads(meta_file.read_text())["info"]
+        assert info["occluder"] == {"kind": "wall", "dropped": "hid the person"}
+    for depth_file in sorted((config.out / "64" / "depth").glob("*.png")):
+        assert (cv2.imread(str(depth_file), cv2.IMREAD_UNCHANGED) > 0).any()
