@@ -141,6 +141,7 @@ class RgbdFusionNode(LifecycleNode):
                 device=self._device,
                 config=settings.pipeline,
                 video=True,
+                onnx=settings.onnx,
             )
         except Exception as error:  # noqa: BLE001 - any load failure fails the transition, with its reason
             self.get_logger().error(

@@ -116,6 +116,7 @@ class NodeSettings:
     model: str | None
     backend: str
     device: str
+    onnx: str | None
     pipeline: PipelineConfig
     outputs: OutputOptions
     use_mask: bool
@@ -160,6 +161,7 @@ def settings_from_parameters(values: dict[str, Any]) -> NodeSettings:
         model=source.model or None,
         backend=source.backend,
         device=source.device,
+        onnx=source.onnx or None,
         pipeline=pipeline,
         outputs=outputs,
         use_mask=values["use_mask"],

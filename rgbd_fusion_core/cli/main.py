@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "demo": "rgbd_fusion_core.cli.demo",
     "export": "rgbd_fusion_core.cli.export",
     "build-engine": "rgbd_fusion_core.cli.build_engine",
+    "quantize": "rgbd_fusion_core.cli.quantize",
     "benchmark": "rgbd_fusion_core.cli.benchmark",
     "pack-model": "rgbd_fusion_core.cli.pack_model",
 }

@@ -35,6 +35,7 @@ def pipeline_from_args(args, video: bool = False):
         source.model or None,
         backend=source.backend,
         device=source.device,
+        onnx=source.onnx or None,
         config=pipeline_config_from_args(args),
         video=video,
     )

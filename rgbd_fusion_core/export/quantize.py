@@ -1,6 +1,6 @@
 """Static int8 quantization (QDQ) of the stage convolutions for ONNX Runtime on CPU, chosen per stage by quality.
 
-    python -m rgbd_fusion_core.export.quantize --calib CALIB_DATA --heldout HELDOUT_DATA --out DIR [--model M]
+    rgbd-fusion quantize --calib CALIB_DATA --heldout HELDOUT_DATA --out DIR [--model M]
 
 1. Both stages are exported in fp32 (``export_stages``) into ``DIR``.
 2. Calibration: the denoiser inputs (x_t, t, cond) met while sampling the end-to-end path (the Pipeline's own
@@ -12,16 +12,14 @@
    chosen set, IoU drops by at most ``max_iou_drop`` and MAE grows by at most ``max_mae_rise`` (relative).
 4. ``DIR`` becomes an export folder (``runtime/graph_contract.py``) whose chosen stages are int8 graphs;
    ``export.json`` gains ``"int8"``: the choice, the scores and the thresholds. Any ONNX-based backend can run it
-   (``make_backend("onnxruntime", ..., source=DIR)``; ``rgbd-fusion benchmark --backends onnxruntime-int8
-   --int8-folder DIR``).
+   (``--onnx DIR`` of predict / demo / bag, the node's ``onnx`` parameter; ``rgbd-fusion benchmark --backends
+   onnxruntime-int8 --int8-folder DIR``).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -182,29 +180,8 @@ def build_int8_folder(
 def int8_stage_onnx(config, module, folder) -> Path:
     """The ONNX of this stage in an int8 folder written by ``build_int8_folder`` (checked against ``config``)."""
     if folder is None:
-        raise ValueError("onnxruntime-int8 needs an int8 folder: python -m rgbd_fusion_core.export.quantize --out DIR")
+        raise ValueError("onnxruntime-int8 needs an int8 folder: rgbd-fusion quantize ... --out DIR")
     exported = load_exported_stage(folder, config.stage)
     if exported.config != config:
         raise ValueError(f"{folder}: its stage-{config.stage} config differs from the model being run")
     return exported.onnx_path
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
-    parser.add_argument("--calib", required=True, help="dataset of calibration renders (all splits are used)")
-    parser.add_argument("--heldout", required=True, help="dataset of held-out renders scored for the choice")
-    parser.add_argument("--out", required=True, help="export folder to write")
-    parser.add_argument("--max-iou-drop", type=float, default=0.01)
-    parser.add_argument("--max-mae-rise", type=float, default=0.05, help="relative")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    entry = build_int8_folder(
-        args.model, args.calib, args.heldout, args.out, args.max_iou_drop, args.max_mae_rise, args.threads
-    )
-    print(json.dumps(entry, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

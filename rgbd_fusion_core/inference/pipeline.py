@@ -97,16 +97,19 @@ class Pipeline:
         config: PipelineConfig | None = None,
         finder: PersonFinder | None = None,
         video: bool = False,
+        onnx: str | Path | None = None,
     ) -> Pipeline:
         """Load a model folder (None = the shipped default) on a backend: 'auto' (ONNX Runtime on the CPU when
-        installed, else torch), 'torch', 'onnxruntime' or 'tensorrt'."""
+        installed, else torch), 'torch', 'onnxruntime' or 'tensorrt'. ``onnx``: an export folder (for example
+        int8 from ``rgbd-fusion quantize``) the ONNX-based backends run; its stage configs must match the model."""
         dev = resolve_device(device)
         backend = resolve_backend(backend, dev)
         paths = resolve_model_dir(model)
         stages = []
         for stage, path in zip((1, 2), paths):
             stage_config, module = load_stage_model(path, expected_stage=stage)
-            denoiser = make_backend(backend, stage_config, module, dev, source=path)
+            source = onnx if onnx is not None and backend != "torch" else path
+            denoiser = make_backend(backend, stage_config, module, dev, source=source)
             stages.append(Stage(stage_config, denoiser, GaussianDiffusion(stage_config.diffusion)))
         return cls(stages[0], stages[1], config, dev, backend, finder, video)
 

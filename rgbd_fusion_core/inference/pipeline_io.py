@@ -152,6 +152,12 @@ class ModelSource:
         live=False,
     )
     device: str = setting("auto", DEVICE_HELP, live=False, validator=check_device_name)
+    onnx: str = setting(
+        "",
+        "export folder (rgbd-fusion export, or quantize for int8) the ONNX-based backends run instead of exporting "
+        "the model's weights; empty = export on demand",
+        live=False,
+    )
 
     def __post_init__(self):
         for spec in declared_settings(ModelSource):
