@@ -25,11 +25,15 @@ class MediaPipeFinder:
     """Finds up to max_people people per RGB frame with MediaPipe Pose (model_complexity=1, with segmentation).
 
     tracking=True is for video: each person slot keeps its own tracker across calls (a frame with nobody
-    returns []). min_score: a person whose score (see _score) is below it is dropped. tile: side (pixels) of
+    returns []); the people already tracked are followed every frame, but a search for further people runs only
+    every ``search_every`` frames (a newcomer is picked up within that many frames), which saves a whole pose
+    call per frame. min_score: a person whose score (see _score) is below it is dropped. tile: side (pixels) of
     overlapping square crops also searched for small people, 0 = off (static mode only).
     """
 
-    def __init__(self, max_people: int = 4, tracking: bool = False, min_score: float = 0.5, tile: int = 0):
+    def __init__(
+        self, max_people: int = 4, tracking: bool = False, min_score: float = 0.5, tile: int = 0, search_every: int = 5
+    ):
         try:
             from mediapipe.python.solutions import pose as mp_pose
         except ImportError as error:
@@ -38,6 +42,9 @@ class MediaPipeFinder:
         self.tracking = bool(tracking)
         self.min_score = float(min_score)
         self.tile = 0 if tracking else int(tile)
+        self.search_every = max(1, int(search_every))
+        self._frames = 0
+        self._tracked = 0  # people found in the previous frame (tracking mode)
 
         def make():
             return mp_pose.Pose(
@@ -57,22 +64,27 @@ class MediaPipeFinder:
         work = rgb.copy()
         fill = rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)
         people: list[Person] = []
-        self._search(work, fill, people, 0, 0, 0)
+        limit = self.max_people
+        if self.tracking and self._frames % self.search_every:
+            limit = min(limit, self._tracked)  # follow the people tracked; no search for newcomers this frame
+        self._frames += 1
+        self._search(work, fill, people, 0, 0, 0, limit)
+        self._tracked = len(people)
         side = self.tile
         if side and max(rgb.shape[:2]) > side:
             for y in _starts(rgb.shape[0], side):
                 for x in _starts(rgb.shape[1], side):
-                    self._search(work, fill, people, y, x, side)
+                    self._search(work, fill, people, y, x, side, self.max_people)
         return people
 
-    def _search(self, work, fill, people, y0, x0, side) -> None:
+    def _search(self, work, fill, people, y0, x0, side, limit) -> None:
         """Finds people in work[y0:y0+side, x0:x0+side] (side 0: the whole frame), one per call, painting each
-        over in work and appending the good ones to people."""
+        over in work and appending the good ones to people, until ``limit`` people are known."""
         h, w = work.shape[:2]
         view = work[y0 : y0 + side, x0 : x0 + side] if side else work
-        calls = self.max_people + 2  # a couple of extra calls for painted-over low scorers
+        calls = limit + 2  # a couple of extra calls for painted-over low scorers
         for k in range(calls):
-            if len(people) >= self.max_people:
+            if len(people) >= limit:
                 return
             pose = self._poses[min(k, len(self._poses) - 1)]
             found = _run_pose(pose, np.ascontiguousarray(view))
