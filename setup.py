@@ -18,7 +18,7 @@ EXTRAS = {
     # rclpy and messages from PyPI; in a ROS 2 workspace these come from the distribution instead
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-diagnostic-msgs", "rosbags>=0.10"],
     # scikit-image ships the astronaut photo the real-photo tests use
-    "dev": ["pytest>=7", "ruff>=0.4", "scikit-image>=0.21"],
+    "dev": ["pytest>=7", "ruff>=0.4", "scikit-image>=0.21", "pytest-cov>=7", "coverage>=7.10.6"],
 }
 # everything that runs without an NVIDIA GPU
 EXTRAS["all"] = sorted({req for name in ("synth", "train", "onnx", "bag", "ros") for req in EXTRAS[name]})
@@ -27,7 +27,9 @@ setup(
     name="rgbd-fusion",
     version="0.1.0",
     description="RGB-D-Fusion: metric depth and point clouds of people from one RGB image (ROS 2 + PyTorch)",
-    long_description=open("README.md", encoding="utf-8").read(),
+    # beside this file, not the working directory: `colcon build --symlink-install` runs setup.py from the build
+    # folder, where only a symlink to setup.py (not README.md) lies
+    long_description=(Path(__file__).resolve().parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

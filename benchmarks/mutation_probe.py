@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ class Mutation:
     old: str
     new: str
     description: str
-    tests: tuple[str, ...]  # the fast subset of tests that should catch it
+    tests: tuple[str, ...]  # the fast subset of tests that should catch it: files or pytest node ids (file::test)
 
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -152,6 +153,76 @@ MUTATIONS: tuple[Mutation, ...] = (
         "model-folder sha256 manifest not enforced: a tampered model loads",
         ("tests/cli/test_untested_paths.py",),
     ),
+    # --- code added since the audit ---------------------------------------------------------------------------
+    Mutation(
+        "flying_pixels_wrong_side",
+        "rgbd_fusion_core/geometry/depth_edges.py",
+        "flying = boundary & (depth - total / np.maximum(count, 1) > max_step_m)",
+        "flying = boundary & (total / np.maximum(count, 1) - depth > max_step_m)",
+        "flying-pixel filter dropping edge pixels in front of the local mean instead of behind it",
+        (
+            "tests/inference/test_people_pipeline.py::test_flying_pixel_filter_peels_a_trailing_ramp_but_keeps_interior_steps",
+        ),
+    ),
+    Mutation(
+        "pose_scale_fx_for_y",
+        "rgbd_fusion_core/people/pose_scale.py",
+        "A[n:] = np.stack([np.zeros(n), np.full(n, fy), -v], axis=1)\n    b[n:] = v * Z - fy * Y",
+        "A[n:] = np.stack([np.zeros(n), np.full(n, fx), -v], axis=1)\n    b[n:] = v * Z - fx * Y",
+        "pose-based metric scale: the y equation of the linear fit uses fx instead of fy",
+        ("tests/people/test_people.py::test_fit_person_translation_recovers_t",),
+    ),
+    Mutation(
+        "keypoints_to_crop_no_half_pixel",
+        "rgbd_fusion_core/people/pose_channels.py",
+        "out[:, 0] = (out[:, 0] - x0 + 0.5) * scale - 0.5\n    out[:, 1] = (out[:, 1] - y0 + 0.5) * scale - 0.5",
+        "out[:, 0] = (out[:, 0] - x0) * scale\n    out[:, 1] = (out[:, 1] - y0) * scale",
+        "keypoints moved into the crop without the half-pixel offsets (pixel corners, not centres)",
+        ("tests/people/test_pose_conditioning.py::test_keypoints_move_into_the_crop_with_pixel_centres",),
+    ),
+    Mutation(
+        "depth_65535_read_as_valid",
+        "rgbd_fusion_core/io/depth_units.py",
+        "metres[(depth_mm == NO_DEPTH_MM) | (depth_mm == INVALID_DEPTH_MM)] = np.nan",
+        "metres[depth_mm == NO_DEPTH_MM] = np.nan",
+        "65535 mm (the cameras' invalid marker) read as a valid 65.535 m depth",
+        ("tests/io/test_imageio.py", "tests/io/test_outputs.py", "tests/inference/test_frame_checks.py"),
+    ),
+    Mutation(
+        "mask_margin_dropped",
+        "rgbd_fusion_core/inference/pipeline.py",
+        "margin = self.config.mask_margin_px",
+        "margin = 0",
+        "the mask margin ignored: output limited to the bare mask, not the mask grown by mask_margin_px",
+        ("tests/inference/test_mask_limit.py",),
+    ),
+    Mutation(
+        "mask_limit_dropped",
+        "rgbd_fusion_core/inference/pipeline.py",
+        "if allowed is not None:\n                net_high = np.where(allowed, net_high, -1.0)",
+        "if False:\n                net_high = np.where(allowed, net_high, -1.0)",
+        "mask-first output dropped: a given mask no longer limits the predicted depth",
+        (
+            "tests/inference/test_mask_limit.py",
+            "tests/inference/test_people_pipeline.py::test_a_given_mask_limits_the_output",
+        ),
+    ),
+    Mutation(
+        "settings_none_stand_in_ignored",
+        "rgbd_fusion_core/inference/settings.py",
+        "if self.none_value is not None and value == self.none_value:",
+        "if False:",
+        "a setting's plain stand-in for None (seed -1, threshold -1) kept as a value",
+        ("tests/inference/test_settings.py",),
+    ),
+    Mutation(
+        "resume_loses_batch_in_epoch",
+        "rgbd_fusion_core/training/trainer.py",
+        'run.step, run.epoch, run.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]',
+        'run.step, run.epoch = state["step"], state["epoch"]',
+        "a resumed run restarts its epoch from the first batch (batch_in_epoch not restored)",
+        ("tests/training/test_training.py::test_killed_and_resumed_run_equals_uninterrupted",),
+    ),
 )
 
 
@@ -227,8 +298,10 @@ def run_tests(copy: Path, command: list[str], timeout_s: float) -> tuple[int, fl
 
 
 def summary_line(output: str) -> str:
+    """pytest's closing line ("1 failed, 3 passed in 2.1s"), else the last line (libraries log after pytest)."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    closing = [line for line in lines if re.search(r"\b(passed|failed|errors?|no tests ran)\b.* in [0-9.]+s", line)]
+    return (closing or lines or [""])[-1]
 
 
 def test_command(tests: tuple[str, ...], full: bool, extra: list[str]) -> list[str]:
@@ -259,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     files = repository_files(REPO)
     for mutation in chosen:
         for test in () if args.full else mutation.tests:
-            if test not in files:
+            if test.split("::")[0] not in files:
                 raise SystemExit(f"mutation {mutation.name}: test file {test} is not in the repository")
 
     scratch = Path(tempfile.mkdtemp(prefix="mutation_probe_"))
