@@ -38,7 +38,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     pipeline = pipeline.with_config(dataclasses.replace(pipeline.config, full_frame=True))
     space = pipeline.space
     shape, absolute = Accumulator(), Accumulator()
-    times, z_errors, figures = [], [], []
+    times, z_errors, figures, nobody = [], [], [], 0
     pipeline(Frame(read_rgb(data / samples[0].files[256]["rgb"]), np.asarray(samples[0].K[256])))  # warm-up
     for sample in samples:
         rgb = read_rgb(data / sample.files[256]["rgb"])
@@ -63,7 +63,8 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
                 "flying_share_truth": behind_share(truth_m),
             }
         )
-        z_errors.append(abs(result.z_ref - z_true))
+        z_errors.append(abs(result.z_ref - z_true))  # NaN when nobody was found
+        nobody += result.people_found == 0
         figures.append(write_result(out / sample.id, result)[1])
     write_rgb(out / "figure.png", np.concatenate(figures[:8], axis=0))
     m = shape.means()
@@ -85,7 +86,8 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         "mae_mm_absolute": round(absolute.means()["mae_mm"], 1),
         "flying_share": round(absolute.means()["flying_share"], 4),
         "flying_share_truth": round(absolute.means()["flying_share_truth"], 4),
-        "z_ref_error_m_median": round(float(np.median(z_errors)), 3),
+        "frames_with_nobody_found": nobody,
+        "z_ref_error_m_median": round(float(np.nanmedian(z_errors)), 3) if nobody < len(samples) else None,
         "z_ref_source": result.z_ref_source,
     }
     return {"summary": summary, "shape_metrics": m, "data": str(data), "split": split}
