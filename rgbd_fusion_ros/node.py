@@ -195,8 +195,11 @@ class RgbdFusionNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def close(self) -> None:
-        """Stop taking frames and end the worker (before ``destroy_node``, whatever the lifecycle state)."""
+        """Stop taking frames, end the worker and release the person finder (before ``destroy_node``, whatever
+        the lifecycle state)."""
         self._stop_inputs()
+        if self._pipeline is not None:
+            self._pipeline.close()
 
     def _stop_inputs(self) -> None:
         for subscription in self._subscriptions_by_stream.values():
@@ -214,6 +217,8 @@ class RgbdFusionNode(LifecycleNode):
             self.destroy_timer(self._diagnostics_timer)
             self.destroy_publisher(self._diagnostics_publisher)
         self._diagnostics_timer = self._diagnostics_publisher = None
+        if self._pipeline is not None:
+            self._pipeline.close()
         self._pipeline = None
 
     def _resolve_device(self, requested: str) -> str:

@@ -113,6 +113,13 @@ class Pipeline:
             stages.append(Stage(stage_config, denoiser, GaussianDiffusion(stage_config.diffusion)))
         return cls(stages[0], stages[1], config, dev, backend, finder, video)
 
+    def close(self) -> None:
+        """Release the person finder's resources now (MediaPipe graphs and threads); the Pipeline still runs
+        afterwards and builds a new finder when one is needed."""
+        if self.finder is not None and hasattr(self.finder, "close"):
+            self.finder.close()
+        self.finder = None
+
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """The same loaded models (and person finder) with other inference settings."""
         return Pipeline(self.stage1, self.stage2, config, self.device, self.backend, self.finder, self.video)

@@ -56,6 +56,13 @@ class MediaPipeFinder:
 
         self._poses = [make() for _ in range(self.max_people if tracking else 1)]
 
+    def close(self) -> None:
+        """Release MediaPipe's graphs and threads now. Left to the garbage collector, their teardown can run at
+        any allocation of another thread's work and block it (seen as a hang in a process that builds models)."""
+        for pose in self._poses:
+            pose.close()
+        self._poses = []
+
     def find(self, rgb: np.ndarray) -> list[Person]:
         """rgb: (H, W, 3) uint8 RGB (grey (H, W) and RGBA are accepted too). Most prominent first; [] if nobody."""
         rgb = _as_rgb(rgb)

@@ -41,7 +41,8 @@ class Person:
 
 
 class PersonFinder(Protocol):
-    """Anything that finds people in an RGB frame."""
+    """Anything that finds people in an RGB frame (a ``close()`` method, if it has one, is called when the
+    Pipeline that owns it is closed)."""
 
     def find(self, rgb: np.ndarray) -> list[Person]:
         """rgb: (H, W, 3) uint8 RGB. Returns the people found, most prominent first; [] when nobody."""

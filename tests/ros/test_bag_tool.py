@@ -383,7 +383,7 @@ def test_missing_topic_lists_the_topics_of_the_bag(tmp_path, capsys):
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_run_leaves_no_output_under_the_final_name(tmp_path, tiny_model_dir, kill_signal):
     bag = tmp_path / "in"
-    write_demo_bag(bag, frames=60)
+    write_demo_bag(bag, frames=400)  # long enough that the (fast, ONNX Runtime) run is still going when killed
     output = tmp_path / "out"
     process = subprocess.Popen(
         cli(
