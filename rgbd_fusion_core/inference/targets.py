@@ -33,7 +33,7 @@ class Target:
 def targets_in_frame(frame: Frame, config: PipelineConfig, finder) -> list[Target]:
     """The people of one frame, most prominent first, at most ``config.max_people``; [] when nobody.
 
-    finder: a ``people.person.PersonFinder`` or a callable returning one (built on first use), or None.
+    finder: a ``people.person.PersonFinder``, or a callable returning one (built on first use).
     """
     source = config.person_source
     if frame.mask is not None and source in ("auto", "mask", "none"):
