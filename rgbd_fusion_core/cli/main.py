@@ -65,13 +65,40 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(f"rgbd-fusion {args.command}", args._run, args)
 
 
+# Optional packages -> the extra of setup.py that installs them (for a one-line "install this" message).
+EXTRA_OF_MODULE = {
+    "anny": "synth",
+    "moderngl": "synth",
+    "warp": "synth",
+    "trimesh": "synth",
+    "roma": "synth",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "rosbags": "bag",
+    "rclpy": "ros",
+    "tensorrt": "tensorrt",
+    "tensorboard": "train",
+}
+
+
 def run_command(name: str, run, args: argparse.Namespace) -> int:
-    """``run(args)`` with the errors a user can cause reported in one line (exit 1), Ctrl-C as 130."""
+    """``run(args)`` with the errors a user can cause reported in one line (exit 1), Ctrl-C as 130, and a missing
+    optional package named with the extra that installs it."""
     try:
         return int(run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        top = (error.name or "").split(".")[0]
+        if top not in EXTRA_OF_MODULE:
+            raise
+        extra = EXTRA_OF_MODULE[top]
+        print(
+            f"{name}: error: needs {top}, which is not installed: pip install 'rgbd-fusion[{extra}]'", file=sys.stderr
+        )
+        return 1
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return 1

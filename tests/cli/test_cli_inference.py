@@ -114,3 +114,17 @@ def test_predict_refuses_camera_files_that_do_not_fit_naming_the_file_and_field(
         assert f"{camera}: " in error and problem in error, (name, error)
         assert "Traceback" not in error
     assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys, tmp_path):
+    """demo --synthetic without the synth extra: one line naming the extra, not a traceback."""
+    import sys
+
+    from rgbd_fusion_core.cli.main import main
+
+    for name in [m for m in sys.modules if m == "anny" or m.startswith("anny.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "anny", None)  # import anny -> ModuleNotFoundError
+    code = main(["demo", "--synthetic", "1", "--out", str(tmp_path / "out"), "--backend", "torch"])
+    assert code == 1
+    assert "needs anny, which is not installed: pip install 'rgbd-fusion[synth]'" in capsys.readouterr().err
