@@ -17,6 +17,33 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
+EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1"
+
+
+def rendering_unavailable(error: Exception):
+    """``unavailable`` for a renderer that could not start (no EGL)."""
+    unavailable(f"cannot render here (EGL: apt-get install {EGL_PACKAGES}): {error}")
+
+
+def generate_or_unavailable(config):
+    """Render the synthetic dataset of ``config``; ``rendering_unavailable`` when there is no EGL."""
+    from rgbd_fusion_core.synth.generate import generate
+
+    try:
+        generate(config, progress=False)
+    except RuntimeError as error:
+        rendering_unavailable(error)
+    return config
+
+
+def folder_bytes(root) -> dict[str, bytes]:
+    """Every file under ``root``: relative path -> bytes (to compare two generated datasets byte for byte)."""
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def write_tiny_model(folder, seed: int = 0):
     """A model folder with randomly initialised tiny-preset stage1/stage2 weights (output heads perturbed so
     the networks are not identically zero)."""

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import generate_or_unavailable
 
 pytest.importorskip("anny")
 pytest.importorskip("warp")
@@ -16,17 +17,14 @@ from rgbd_fusion_core.data.dataset import RGBDDataset  # noqa: E402
 from rgbd_fusion_core.geometry.camera import scale_intrinsics  # noqa: E402
 from rgbd_fusion_core.geometry.depth_space import DepthSpace  # noqa: E402
 from rgbd_fusion_core.io.imageio import read_depth_m  # noqa: E402
-from rgbd_fusion_core.synth.generate import GeneratorConfig, generate  # noqa: E402
+from rgbd_fusion_core.synth.generate import GeneratorConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "synth"
     config = GeneratorConfig(out=root, subjects=2, views_per_subject=2, seed=5, test_fraction=0.5)
-    try:
-        generate(config, progress=False)
-    except RuntimeError as error:
-        pytest.skip(f"cannot render here: {error}")
+    generate_or_unavailable(config)
     return root
 
 

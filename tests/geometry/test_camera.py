@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import unavailable
+from conftest import rendering_unavailable
 
 from rgbd_fusion_core.geometry.camera import (
     backproject,
@@ -57,7 +57,7 @@ def test_backprojected_rendered_depth_reprojects_to_the_same_pixels():
     try:
         renderer = MeshRenderer()
     except RuntimeError as error:
-        unavailable(f"no EGL context (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1): {error}")
+        rendering_unavailable(error)
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.4)
     K = intrinsics(210.0, 205.0, 70.3, 60.8)
     view = renderer.render(sphere.vertices + [0.05, -0.1, 2.0], sphere.faces, [(K, 144, 128)])[0]

@@ -3,12 +3,11 @@
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import unavailable
+from conftest import folder_bytes, generate_or_unavailable
 
 pytest.importorskip("anny")
 pytest.importorskip("warp")
@@ -16,10 +15,6 @@ pytest.importorskip("moderngl")
 
 from rgbd_fusion_core.data.format import read_index, split_subjects  # noqa: E402
 from rgbd_fusion_core.synth.generate import GeneratorConfig, generate, validate_config  # noqa: E402
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +28,7 @@ def small_config(tmp_path_factory):
         test_fraction=0.5,
         pose_batch=2,
     )
-    try:
-        generate(config, progress=False)
-    except RuntimeError as error:
-        unavailable(f"cannot render here (EGL: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1): {error}")
-    return config
+    return generate_or_unavailable(config)
 
 
 def test_layout_and_index(small_config):
@@ -101,14 +92,14 @@ def test_low_and_high_resolution_masks_agree(small_config):
 def test_same_seed_is_byte_identical(small_config):
     other = replace(small_config, out=small_config.out.parent / "again")
     generate(other, progress=False)
-    assert _files(other.out) == _files(small_config.out)
+    assert folder_bytes(other.out) == folder_bytes(small_config.out)
 
 
 @pytest.mark.slow  # two spawned workers each build anny: about 10-25 s on 2 busy cores
 def test_same_seed_is_byte_identical_with_two_workers(small_config):
     other = replace(small_config, out=small_config.out.parent / "two_workers", workers=2)
     generate(other, progress=False)
-    assert _files(other.out) == _files(small_config.out)
+    assert folder_bytes(other.out) == folder_bytes(small_config.out)
 
 
 def test_resume_rewrites_only_missing_units_identically(small_config):
@@ -119,7 +110,7 @@ def test_resume_rewrites_only_missing_units_identically(small_config):
     (copy / "meta/s0001_v01.json").unlink()
     untouched = {p: p.stat().st_mtime_ns for p in (copy / "256").rglob("s0000_*.png")}
     generate(config, progress=False)
-    assert _files(copy) == _files(small_config.out)
+    assert folder_bytes(copy) == folder_bytes(small_config.out)
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched  # the complete subject was skipped
 
 

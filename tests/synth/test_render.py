@@ -3,7 +3,7 @@ pixel-convention checks. Errors are printed (pytest -s) as max / mean millimetre
 
 import numpy as np
 import pytest
-from conftest import unavailable
+from conftest import rendering_unavailable
 
 from rgbd_fusion_core.geometry.camera import intrinsics, scale_intrinsics
 
@@ -18,7 +18,7 @@ def renderer():
     try:
         return MeshRenderer()
     except RuntimeError as error:
-        unavailable(f"no EGL context (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1): {error}")
+        rendering_unavailable(error)
 
 
 def _rays(K, width, height):
