@@ -189,6 +189,13 @@ def change_lifecycle_state(probe: Probe, node_name: str, transition: str) -> boo
     return call_service(probe, ChangeState, f"{node_name}/change_state", request).success
 
 
+def fresh_diagnostics(probe: Probe) -> dict[str, float]:
+    """The values of the next /diagnostics status the node publishes (counters are totals since start)."""
+    probe.received["/diagnostics"].clear()
+    assert probe.spin_until(lambda: probe.received["/diagnostics"], 5), "no /diagnostics within 5 s"
+    return {kv.key: float(kv.value) for kv in probe.received["/diagnostics"][-1].status[0].values}
+
+
 def assert_xyzrgb_cloud_layout(cloud) -> None:
     """PointCloud2 with float32 x, y, z, rgb at offsets 0/4/8/12, one row, 16 bytes per point."""
     assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [

@@ -18,6 +18,7 @@ from ros_graph import (  # noqa: E402
     Probe,
     assert_xyzrgb_cloud_layout,
     change_lifecycle_state,
+    fresh_diagnostics,
     lifecycle_state,
     person_like_image,
     pinhole,
@@ -320,13 +321,6 @@ def node_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
-
-
-def fresh_diagnostics(probe: Probe) -> dict[str, float]:
-    """The values of the next /diagnostics status the node publishes (counters are totals since start)."""
-    probe.received["/diagnostics"].clear()
-    assert probe.spin_until(lambda: probe.received["/diagnostics"], 5), "no /diagnostics within 5 s"
-    return {kv.key: float(kv.value) for kv in probe.received["/diagnostics"][-1].status[0].values}
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
 
-from ros_graph import Probe, ros_environment, start_node, stop_node, wait_for_log  # noqa: E402
+from ros_graph import Probe, fresh_diagnostics, ros_environment, start_node, stop_node, wait_for_log  # noqa: E402
 
 from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
 
@@ -69,12 +69,6 @@ def send(probe: Probe, sec: int, rgb: np.ndarray, K: np.ndarray) -> None:
     probe.publisher("/image", probe.types.Image).publish(image_message(probe.types, header, rgb, "rgb8"))
 
 
-def diagnostics(probe: Probe) -> dict[str, str]:
-    probe.received["/diagnostics"].clear()
-    assert probe.spin_until(lambda: probe.received["/diagnostics"], 5)
-    return {kv.key: kv.value for kv in probe.received["/diagnostics"][-1].status[0].values}
-
-
 def test_a_rendered_person_is_found_and_published_and_nobody_is_counted(graph):
     probe, _, _ = graph
     rgb, K = person_frame()
@@ -83,13 +77,13 @@ def test_a_rendered_person_is_found_and_published_and_nobody_is_counted(graph):
         if probe.spin_until(lambda: probe.received["/depth/image"] and probe.received["/points"], ANSWER_TIMEOUT_S / 6):
             break
     assert probe.received["/depth/image"] and probe.received["/points"]
-    before = diagnostics(probe)
+    before = fresh_diagnostics(probe)
     assert int(before["people_found"]) >= 1
     published = len(probe.received["/depth/image"])
     empty = np.full((HEIGHT, WIDTH, 3), 118, np.uint8)
     for sec in range(200, 203):
         send(probe, sec, empty, K)
         probe.spin_for(1.0)
-    after = diagnostics(probe)
+    after = fresh_diagnostics(probe)
     assert int(after.get("frames_with_nobody", 0)) >= 1
     assert len(probe.received["/depth/image"]) == published  # nothing published for nobody
