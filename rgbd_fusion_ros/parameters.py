@@ -24,7 +24,7 @@ from rgbd_fusion_core.inference.pipeline_io import (
     ModelSource,
     PipelineConfig,
 )
-from rgbd_fusion_core.inference.settings import Setting
+from rgbd_fusion_core.inference.settings import Setting, config_from_plain
 from rgbd_fusion_ros.messages import DEPTH_OUTPUT_ENCODINGS, OutputOptions
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -146,8 +146,8 @@ def settings_from_parameters(values: dict[str, Any]) -> NodeSettings:
     if values["reference_depth"] == "sensor" and not values["use_depth"]:
         raise ValueError("parameter 'reference_depth' is 'sensor' but 'use_depth' is false (no sensor depth input)")
     try:
-        source = ModelSource(**{spec.name: values[spec.name] for spec in MODEL_SOURCE_SETTINGS})
-        pipeline = PipelineConfig(**{spec.name: spec.from_plain(values[spec.name]) for spec in PIPELINE_SETTINGS})
+        source = config_from_plain(ModelSource, values, where="parameter")
+        pipeline = config_from_plain(PipelineConfig, values, where="parameter")
     except ValueError as error:
         raise ValueError(f"parameters refused by the pipeline: {error}") from error
     outputs = OutputOptions(

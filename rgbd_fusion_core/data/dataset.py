@@ -34,7 +34,7 @@ from rgbd_fusion_core.geometry.conditioning import rgb_to_network
 from rgbd_fusion_core.geometry.crop import resize_area
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
-from rgbd_fusion_core.people.pose_channels import keypoints_to_crop, pose_channels
+from rgbd_fusion_core.people.pose_channels import crop_pose_channels
 
 HIGH_RES = 256
 LOW_RES = 64
@@ -129,9 +129,9 @@ class RGBDDataset(Dataset):
 
     def _pose(self, sample: SampleEntry, size: int) -> np.ndarray:
         """(3, size, size) pose channels from the sample's finder annotation (all "nobody" when it found none)."""
-        person = sample.person
+        person, box, scale = sample.person, (0, 0, HIGH_RES), self.depth_space.scale
         if not person["found"]:
-            return pose_channels(None, None, None, size, self.depth_space.scale)
-        mask = resize_area(read_mask(self.index.root / person["mask"]).astype(np.float32), size) >= 0.5
-        keypoints = keypoints_to_crop(np.asarray(person["keypoints_2d"], np.float32), (0, 0, HIGH_RES), size)
-        return pose_channels(mask, keypoints, np.asarray(person["keypoints_3d"]), size, self.depth_space.scale)
+            return crop_pose_channels(None, None, None, box, size, scale)
+        mask = read_mask(self.index.root / person["mask"])
+        keypoints_2d = np.asarray(person["keypoints_2d"], np.float32)
+        return crop_pose_channels(mask, keypoints_2d, np.asarray(person["keypoints_3d"]), box, size, scale)

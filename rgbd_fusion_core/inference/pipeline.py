@@ -30,7 +30,7 @@ from rgbd_fusion_core.inference.targets import Target, targets_in_frame
 from rgbd_fusion_core.models.checkpoint import load_stage_model
 from rgbd_fusion_core.models.model_files import resolve_model_dir
 from rgbd_fusion_core.people.person import PersonFinder
-from rgbd_fusion_core.people.pose_channels import keypoints_to_crop, pose_channels
+from rgbd_fusion_core.people.pose_channels import crop_pose_channels
 from rgbd_fusion_core.people.pose_scale import pose_reference_depth
 from rgbd_fusion_core.runtime.device import resolve_device
 
@@ -177,7 +177,7 @@ class Pipeline:
             rgb = rgb_to_network(np.stack([rgb_low[j] for j in predicted])).to(dev)
             pose = None
             if self.stage1.config.conditioning == "rgb_pose":
-                pose = torch.from_numpy(np.stack([self._pose(jobs[j][1], boxes[j], low) for j in predicted]))
+                pose = torch.from_numpy(np.stack([self._pose_channels(jobs[j][1], boxes[j], low) for j in predicted]))
             depth_low[predicted] = self.stage1_depth(rgb, pose, self._noise(len(predicted), (1, low, low)))
         lap("stage1")
 
@@ -312,14 +312,9 @@ class Pipeline:
             mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
         return mask > 0
 
-    def _pose(self, target: Target, box, size: int) -> np.ndarray:
-        """(3, size, size) pose channels of a person in their crop (as ``people/pose_channels.py`` builds them
-        for training from the finder's annotation of a render)."""
-        mask = None
-        if target.mask is not None:
-            mask = resize_area(cut(target.mask.astype(np.float32), box), size) >= 0.5
-        keypoints = None if target.keypoints_2d is None else keypoints_to_crop(target.keypoints_2d, box, size)
-        return pose_channels(mask, keypoints, target.keypoints_3d, size, self.space.scale)
+    def _pose_channels(self, target: Target, box, size: int) -> np.ndarray:
+        """(3, size, size) pose channels of a person in their crop, built as for training (pose_channels.py)."""
+        return crop_pose_channels(target.mask, target.keypoints_2d, target.keypoints_3d, box, size, self.space.scale)
 
     def _person_finder(self) -> PersonFinder:
         """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another)."""

@@ -10,6 +10,7 @@ setting is one ``setting(...)`` line.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ def add_arguments(parser, settings: tuple[Setting, ...], title: str) -> None:
         if spec.value_range is not None:
             help_text += f" [{spec.value_range[0]}, {spec.value_range[1]}]"
         if spec.kind is bool:
-            group.add_argument(flag, action=argparse_bool(), default=spec.plain_default, help=help_text)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.plain_default, help=help_text)
         else:
             group.add_argument(flag, type=spec.kind, choices=spec.choices, default=spec.plain_default, help=help_text)
 
@@ -112,9 +113,3 @@ def add_arguments(parser, settings: tuple[Setting, ...], title: str) -> None:
 def plain_values(args, settings: tuple[Setting, ...]) -> dict[str, Any]:
     """The parsed flags of ``settings`` as plain values by name."""
     return {spec.name: getattr(args, spec.name) for spec in settings}
-
-
-def argparse_bool():
-    import argparse
-
-    return argparse.BooleanOptionalAction

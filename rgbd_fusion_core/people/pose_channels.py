@@ -16,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from rgbd_fusion_core.geometry.crop import cut, resize_area
 from rgbd_fusion_core.people.person import (
     LEFT_ANKLE,
     LEFT_EAR,
@@ -113,3 +114,20 @@ def keypoints_to_crop(keypoints_2d: np.ndarray, box: tuple[int, int, int], size:
     out[:, 0] = (out[:, 0] - x0 + 0.5) * scale - 0.5
     out[:, 1] = (out[:, 1] - y0 + 0.5) * scale - 0.5
     return out
+
+
+def crop_pose_channels(
+    mask: np.ndarray | None,
+    keypoints_2d: np.ndarray | None,
+    keypoints_3d: np.ndarray | None,
+    box: tuple[int, int, int],
+    size: int,
+    depth_scale: float,
+) -> np.ndarray:
+    """(3, size, size) pose channels of a person seen in a frame, for the square crop ``box`` (x0, y0, side)
+    resized to ``size``: the one construction used in training (a render is its own crop, box (0, 0, side)) and
+    at inference (a crop of a camera frame). mask (H, W) bool or None; keypoints as ``pose_channels`` takes them
+    but in frame pixels. The mask is area-resized and kept where at least half covered."""
+    crop_mask = None if mask is None else resize_area(cut(mask.astype(np.float32), box), size) >= 0.5
+    crop_keypoints = None if keypoints_2d is None else keypoints_to_crop(keypoints_2d, box, size)
+    return pose_channels(crop_mask, crop_keypoints, keypoints_3d, size, depth_scale)
