@@ -12,6 +12,12 @@ def configure(parser):
     parser.add_argument("--out", required=True, help="run folder for checkpoints, logs and model.safetensors")
     parser.add_argument("--steps", type=int, default=None, help="total optimisation steps (default: from the config)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="start a new run from this stage model's weights (a .safetensors file or run folder; fine-tuning, "
+        "e.g. the shipped model's stage1.safetensors on your own data)",
+    )
     parser.add_argument("--device", default="auto", help="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1'")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=None, help="per-process batch size (overrides the config)")
@@ -39,6 +45,7 @@ def run(args) -> int:
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress,
+        init_from=args.init_from,
     )
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     return 0

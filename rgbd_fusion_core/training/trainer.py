@@ -27,6 +27,7 @@ from rgbd_fusion_core.models.checkpoint import (
     RUN_MODEL,
     TRAINING_STATE,
     CheckpointError,
+    load_stage_model,
     load_state_checked,
     load_training_state,
     save_stage_model,
@@ -92,15 +93,20 @@ def train(
     threads: int | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    init_from: str | Path | None = None,
 ) -> dict:
     """Train one stage into ``run_dir``; returns a summary dict. ``stop_at`` ends this process early after that
-    step's checkpoint (to emulate a killed run in tests); ``resume`` continues exactly from ``checkpoint.pt``."""
+    step's checkpoint (to emulate a killed run in tests); ``resume`` continues exactly from ``checkpoint.pt``;
+    ``init_from`` (a stage model file or run folder of the same network) starts a new run from its weights
+    (fine-tuning: fresh optimiser, warm-up and schedule)."""
     from rgbd_fusion_core.data.dataset import RGBDDataset
 
     # 1. The config (a resumed run's own), the device and the process group.
     run_dir = Path(run_dir)
     if threads:
         torch.set_num_threads(threads)
+    if init_from is not None and resume:
+        raise ValueError("--init-from starts a new run from a model's weights; it cannot be combined with --resume")
     config, state = run_config(config, run_dir, steps, resume)
     dev = resolve_device(device)
     dist = init_distributed(dev)
@@ -115,7 +121,7 @@ def train(
             f"{data_dir}: {len(dataset)} training samples, fewer than one batch "
             f"({config.train.batch_size} x {dist.world_size} processes)"
         )
-    run = start_run(config, run_dir, dev, dist, state)
+    run = start_run(config, run_dir, dev, dist, state, init_from)
     diffusion = GaussianDiffusion(config.diffusion)
     net = DistributedDataParallel(run.model) if dist.enabled else run.model
     amp_dtype = autocast_dtype(config.train.mixed_precision, dev)
@@ -184,11 +190,16 @@ def run_config(config: StageConfig, run_dir: Path, steps: int | None, resume: bo
     return config, state
 
 
-def start_run(config: StageConfig, run_dir: Path, dev: torch.device, dist, state: dict | None) -> Run:
-    """A fresh Run (seeded per rank), or the one saved in ``state``, exactly."""
+def start_run(
+    config: StageConfig, run_dir: Path, dev: torch.device, dist, state: dict | None, init_from: str | Path | None = None
+) -> Run:
+    """A fresh Run (seeded per rank; its weights and EMA from ``init_from`` when given), or the one saved in
+    ``state``, exactly."""
     train_cfg = config.train
     torch.manual_seed(train_cfg.seed + dist.rank)
     model = build_denoiser(config.model).to(dev)
+    if init_from is not None:
+        model.load_state_dict(initial_weights(init_from, config))
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     generator = torch.Generator().manual_seed(train_cfg.seed * 7919 + dist.rank)
     run = Run(config, run_dir, model, optimizer, EMA(model, train_cfg.ema_decay), generator, dist)
@@ -203,6 +214,18 @@ def start_run(config: StageConfig, run_dir: Path, dev: torch.device, dist, state
     torch.set_rng_state(state["torch_rng"][dist.rank])
     run.step, run.epoch, run.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
     return run
+
+
+def initial_weights(path: str | Path, config: StageConfig) -> dict:
+    """The weights of the stage model at ``path``, refused unless it is the same stage, conditioning and network."""
+    init_config, init_model = load_stage_model(path)
+    for field in ("stage", "conditioning", "model"):
+        have, want = getattr(init_config, field), getattr(config, field)
+        if have != want:
+            raise CheckpointError(
+                f"{path}: cannot start from this model: its {field} is {have!r}, the config being trained has {want!r}"
+            )
+    return init_model.state_dict()
 
 
 def optimiser_step(run: Run, net, diffusion, batch: dict, dev, amp_dtype, scaler) -> tuple[dict, torch.Tensor]:

@@ -73,6 +73,22 @@ def test_killed_and_resumed_run_equals_uninterrupted(rendered_dataset, tmp_path,
         assert torch.equal(state_a["model"][key], state_b["model"][key]), key
 
 
+def test_fine_tuning_starts_from_the_given_models_weights(rendered_dataset, tmp_path):
+    train(tiny(1, steps=2, batch_size=2, lr=1e-2, warmup_steps=1), rendered_dataset, tmp_path / "base", progress=False)
+    still = tiny(1, steps=1, batch_size=2, lr=1e-9, warmup_steps=1)
+    train(still, rendered_dataset, tmp_path / "tuned", progress=False, init_from=tmp_path / "base")
+    train(still, rendered_dataset, tmp_path / "fresh", progress=False)
+    base = load_stage_model(tmp_path / "base")[1].state_dict()  # the EMA weights inference would load
+    for run, near_base in (("tuned", True), ("fresh", False)):
+        weights = load_training_state(tmp_path / run / "checkpoint.pt")["model"]
+        gap = max((weights[k] - base[k]).abs().max().item() for k in base)
+        assert (gap < 1e-5) == near_base, (run, gap)
+    with pytest.raises(CheckpointError, match="stage"):
+        train(tiny(2, steps=1, batch_size=2), rendered_dataset, tmp_path / "wrong", init_from=tmp_path / "base")
+    with pytest.raises(ValueError, match="--resume"):
+        train(still, rendered_dataset, tmp_path / "tuned", resume=True, init_from=tmp_path / "base")
+
+
 def test_existing_run_is_not_overwritten(rendered_dataset, tmp_path):
     config = tiny(1, steps=1, batch_size=2)
     train(config, rendered_dataset, tmp_path / "run", progress=False)
