@@ -31,18 +31,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from rgbd_fusion_core.evaluation.keypoint_order import VISIBLE, depth_near, order_agreement
+from rgbd_fusion_core.people.person import LEFT_SHOULDER, RIGHT_SHOULDER
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-VISIBLE = 0.5  # keypoint visibility above which a keypoint counts
-ORDER_MIN_GAP_M = 0.10
-WINDOW = 3  # half side of the median window for depth samples
-LEFT_SHOULDER, RIGHT_SHOULDER = 11, 12
 
 
 class RecordingFinder:
@@ -74,40 +72,24 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def sample_depth(depth: np.ndarray, x: float, y: float) -> float:
-    """Median finite depth in a small window at (x, y); NaN if none."""
-    h, w = depth.shape
-    xi, yi = int(round(x)), int(round(y))
-    if not (0 <= xi < w and 0 <= yi < h):
-        return math.nan
-    patch = depth[max(0, yi - WINDOW) : yi + WINDOW + 1, max(0, xi - WINDOW) : xi + WINDOW + 1]
-    patch = patch[np.isfinite(patch)]
-    return float(np.median(patch)) if patch.size else math.nan
-
-
-def order_agreement(depth: np.ndarray, people: list) -> tuple[int, int]:
-    """(agreeing pairs, compared pairs) over all people's keypoint pairs >= 10 cm apart in the finder's 3D."""
+def order_against_finder(depth: np.ndarray, people: list) -> tuple[int, int]:
+    """(agreeing pairs, compared pairs) over every person's visible keypoints inside their mask, against the
+    finder's 3D keypoint depths."""
     agree = total = 0
     for person in people:
         if person.keypoints_2d is None or person.keypoints_3d is None:
             continue
         h, w = person.mask.shape
-        kept = []
+        reference, predicted = [], []
         for k2, k3 in zip(person.keypoints_2d, person.keypoints_3d):
             x, y, vis = (float(v) for v in k2)
             xi, yi = int(round(x)), int(round(y))
             if vis < VISIBLE or not (0 <= xi < w and 0 <= yi < h) or not person.mask[yi, xi]:
                 continue
-            z = sample_depth(depth, x, y)
-            if np.isfinite(z):
-                kept.append((float(k3[2]), z))
-        for i in range(len(kept)):
-            for j in range(i + 1, len(kept)):
-                gap = kept[i][0] - kept[j][0]
-                if abs(gap) < ORDER_MIN_GAP_M:
-                    continue
-                total += 1
-                agree += int(np.sign(gap) == np.sign(kept[i][1] - kept[j][1]))
+            reference.append(float(k3[2]))
+            predicted.append(depth_near(depth, x, y))
+        a, t = order_agreement(reference, predicted)
+        agree, total = agree + a, total + t
     return agree, total
 
 
@@ -122,7 +104,7 @@ def shoulder_width(depth: np.ndarray, K: np.ndarray, person) -> tuple[float | No
         x, y, vis = (float(v) for v in person.keypoints_2d[index])
         if vis < VISIBLE:
             return None, "not visible"
-        z = sample_depth(depth, x, y)
+        z = depth_near(depth, x, y)
         if not np.isfinite(z):
             return None, "no depth"
         points.append(np.array([(x - K[0, 2]) * z / K[0, 0], (y - K[1, 2]) * z / K[1, 1], z]))
@@ -139,7 +121,7 @@ def score(result, people: list, reference: np.ndarray | None, K: np.ndarray) -> 
     ref = finder_mask if reference is None else reference
     n_pred = int(predicted.sum())
     inter, union = int((predicted & ref).sum()), int((predicted | ref).sum())
-    agree, pairs = order_agreement(depth, people)
+    agree, pairs = order_against_finder(depth, people)
     shoulders = [shoulder_width(depth, K, p) for p in people]
     widths = [w for w, _ in shoulders]
     return {

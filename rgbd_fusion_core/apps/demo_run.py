@@ -4,7 +4,8 @@ Everything is scored in the input frame (the full-frame depth: each person's cro
 by the person finder is compared with the truth pixel for pixel. Shape metrics use the true reference depth
 (what the networks predict is shape relative to z_ref); the absolute metric error and the z_ref error show how
 well the chosen reference-depth strategy found the scale. The flying-pixel share is the share of person pixels
-more than 0.4 m behind the person's median depth (prediction and truth).
+more than 0.4 m behind the person's median depth (prediction and truth). On annotated datasets (format 2), the
+keypoint depth order against the truth is scored at the person finder's stored keypoints.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rgbd_fusion_core.evaluation.keypoint_order import order_against_truth
 from rgbd_fusion_core.evaluation.scores import Accumulator, score
 from rgbd_fusion_core.geometry.depth_edges import behind_share
 from rgbd_fusion_core.geometry.depth_space import reference_depth
@@ -39,6 +41,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     space = pipeline.space
     shape, absolute = Accumulator(), Accumulator()
     times, z_errors, figures, nobody = [], [], [], 0
+    order_agree = order_pairs = 0
     pipeline(Frame(read_rgb(data / samples[0].files[256]["rgb"]), np.asarray(samples[0].K[256])))  # warm-up
     for sample in samples:
         rgb = read_rgb(data / sample.files[256]["rgb"])
@@ -64,6 +67,9 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
             }
         )
         z_errors.append(abs(result.z_ref - z_true))  # NaN when nobody was found
+        if sample.person and sample.person["found"]:
+            agree, pairs = order_against_truth(predicted, truth_m, sample.person["keypoints_2d"])
+            order_agree, order_pairs = order_agree + agree, order_pairs + pairs
         nobody += result.people_found == 0
         figures.append(write_result(out / sample.id, result)[1])
     write_rgb(out / "figure.png", np.concatenate(figures[:8], axis=0))
@@ -89,5 +95,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         "frames_with_nobody_found": nobody,
         "z_ref_error_m_median": round(float(np.nanmedian(z_errors)), 3) if nobody < len(samples) else None,
         "z_ref_source": result.z_ref_source,
+        "keypoint_order_vs_truth": round(order_agree / order_pairs, 4) if order_pairs else None,
+        "keypoint_order_pairs": order_pairs,
     }
     return {"summary": summary, "shape_metrics": m, "data": str(data), "split": split}

@@ -63,6 +63,16 @@ def test_annotating_a_version_1_dataset_writes_version_2_with_the_finders_view(a
     assert read_index(annotated).samples[0].to_json() == raw["samples"][0]
 
 
+def test_demo_scores_keypoint_depth_order_against_the_truth_on_annotated_data(annotated, tiny_model_dir, tmp_path):
+    from rgbd_fusion_core.cli.main import main
+
+    out = tmp_path / "demo"
+    args = ["demo", "--model", str(tiny_model_dir), "--data", str(annotated), "--out", str(out)]
+    assert main([*args, "--limit", "3", "--steps1", "1", "--steps2", "1"]) == 0
+    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    assert summary["keypoint_order_pairs"] > 0 and 0.0 <= summary["keypoint_order_vs_truth"] <= 1.0
+
+
 def test_annotation_is_resumable(annotated, capsys):
     from rgbd_fusion_core.cli.main import main
 
