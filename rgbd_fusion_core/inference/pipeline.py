@@ -80,6 +80,7 @@ class Pipeline:
         self.device = torch.device(device)
         self.backend = backend
         self.finder = finder
+        self.owns_finder = False  # True once the Pipeline built its own (MediaPipe) finder: it follows max_people
         self.video = video
         space = stage2.config.depth_space
         if stage1.config.depth_space != space:
@@ -122,7 +123,9 @@ class Pipeline:
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """The same loaded models (and person finder) with other inference settings."""
-        return Pipeline(self.stage1, self.stage2, config, self.device, self.backend, self.finder, self.video)
+        changed = Pipeline(self.stage1, self.stage2, config, self.device, self.backend, self.finder, self.video)
+        changed.owns_finder = self.owns_finder
+        return changed
 
     # ------------------------------------------------------------------------------------------------------
     def __call__(self, frames: Frame | list[Frame]) -> PipelineResult | list[PipelineResult]:
@@ -317,11 +320,15 @@ class Pipeline:
         return crop_pose_channels(target.mask, target.keypoints_2d, target.keypoints_3d, box, size, self.space.scale)
 
     def _person_finder(self) -> PersonFinder:
-        """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another)."""
+        """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another). Its
+        own finder follows a changed ``max_people``; a finder given by the caller is used as it is."""
         if self.finder is None:
             from rgbd_fusion_core.people.mediapipe_finder import MediaPipeFinder
 
             self.finder = MediaPipeFinder(max_people=self.config.max_people, tracking=self.video)
+            self.owns_finder = True
+        elif self.owns_finder and self.finder.max_people != self.config.max_people:
+            self.finder.set_max_people(self.config.max_people)
         return self.finder
 
     def _noise(self, frames: int, shape: tuple, samples: int = 1) -> torch.Tensor:

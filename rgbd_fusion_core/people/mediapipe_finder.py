@@ -38,23 +38,30 @@ class MediaPipeFinder:
             from mediapipe.python.solutions import pose as mp_pose
         except ImportError as error:
             raise ImportError(INSTALL_HINT) from error
-        self.max_people = int(max_people)
+        self._mp_pose = mp_pose
         self.tracking = bool(tracking)
         self.min_score = float(min_score)
         self.tile = 0 if tracking else int(tile)
         self.search_every = max(1, int(search_every))
         self._frames = 0
         self._tracked = 0  # people found in the previous frame (tracking mode)
+        self._poses = []
+        self.set_max_people(max_people)
 
-        def make():
-            return mp_pose.Pose(
-                static_image_mode=not tracking,
-                model_complexity=1,
-                enable_segmentation=True,
-                smooth_segmentation=False,  # a smoothed mask would carry the last frame's person over
+    def set_max_people(self, max_people: int) -> None:
+        """Change the maximum (a live parameter change): in tracking mode one tracker per person slot, so a
+        higher maximum adds trackers; a lower one leaves the spare trackers unused."""
+        self.max_people = int(max_people)
+        wanted = max(1, self.max_people if self.tracking else 1)
+        while len(self._poses) < wanted:
+            self._poses.append(
+                self._mp_pose.Pose(
+                    static_image_mode=not self.tracking,
+                    model_complexity=1,
+                    enable_segmentation=True,
+                    smooth_segmentation=False,  # a smoothed mask would carry the last frame's person over
+                )
             )
-
-        self._poses = [make() for _ in range(self.max_people if tracking else 1)]
 
     def close(self) -> None:
         """Release MediaPipe's graphs and threads now. Left to the garbage collector, their teardown can run at

@@ -3,6 +3,7 @@ frames (ground truth known), several people, nobody, mask-first output and the f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def test_two_people_get_two_crops_and_both_are_in_the_cloud(pipeline):
     left, right = depth[:, :320] > 0, depth[:, 320:] > 0
     assert np.isfinite(result.depth_full[:, :320])[left].mean() > 0.7
     assert np.isfinite(result.depth_full[:, 320:])[right].mean() > 0.7
+
+
+def test_raising_max_people_live_applies_to_the_pipelines_own_tracking_finder():
+    pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
+    config = PipelineConfig(max_people=1)
+    video = Pipeline.from_pretrained(device="cpu", backend="onnxruntime", config=config, video=True)
+    frame = Frame(*paste([render(1), render(2)], [40, 344])[::2])
+    try:
+        assert video(frame).people_found == 1
+        raised = video.with_config(dataclasses.replace(config, max_people=2))
+        found = [raised(frame).people_found for _ in range(6)]  # a newcomer search runs every 5th frame
+        assert found[-1] == 2 and video.finder.max_people == 2, found
+    finally:
+        video.close()
 
 
 def test_a_frame_with_nobody_gives_an_empty_result(pipeline):
