@@ -12,8 +12,9 @@ EXTRAS = {
     "synth": ["anny>=0.6", "roma", "trimesh", "pillow", "moderngl>=5.8", "warp-lang>=1.5"],
     "train": ["tensorboard>=2.14"],
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
-    # TensorRT 11 dropped the FP16 builder flag our engine builder uses
-    "tensorrt": ["tensorrt>=10,<11", "cuda-python>=12"],
+    # TensorRT 10 for CUDA 12 (the bare `tensorrt` package picks a CUDA major itself); with a CUDA 13 torch install
+    # tensorrt-cu13>=10.13,<11 instead. TensorRT 11 dropped the FP16 builder flag our engine builder uses
+    "tensorrt": ["tensorrt-cu12>=10,<11"],
     "bag": ["rosbags>=0.10"],
     # rclpy and messages from PyPI; in a ROS 2 workspace these come from the distribution instead
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-diagnostic-msgs", "rosbags>=0.10"],

@@ -9,7 +9,8 @@ device; the prediction (B, C_out, H, W) float32 comes back on ``denoiser.device`
 - ``torch``: the eager module (CPU or CUDA).
 - ``onnxruntime``: the stage's ONNX in ONNX Runtime; device "cpu", "cuda[:N]" or "tensorrt[:N]" (execution
   provider).
-- ``tensorrt``: a native TensorRT engine built from the same ONNX (device "cuda[:N]").
+- ``tensorrt``: a native TensorRT engine built from the same ONNX (device "cuda[:N]"), fp16 by default like
+  ``rgbd-fusion build-engine``; a batch above its ``max_batch`` (people x uncertainty samples) runs in parts.
 
 The ONNX-based backends take the ONNX from ``source`` when it is an ``.onnx`` file or an export folder, and
 otherwise export ``module`` once into the per-user cache (``rgbd_fusion_core.export.onnx_cache``). Choosing a

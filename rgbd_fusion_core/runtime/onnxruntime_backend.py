@@ -3,11 +3,14 @@
 Execution providers come from a device string: ``"cpu"``; ``"cuda"`` / ``"cuda:N"`` (CUDA EP); ``"tensorrt"`` /
 ``"tensorrt:N"`` (TensorRT EP with fp16 and an engine cache beside the ONNX, falling back to CUDA). CPU sessions
 use all graph optimisations (including ORT's own NCHWc layout transforms on x86) and one intra-op thread per
-physical core. On CUDA the inputs and the output stay on the GPU through IO binding.
+physical core. On CUDA the inputs and the output stay on the GPU through IO binding. ONNX Runtime drops a provider
+that cannot start (missing CUDA / cuDNN / TensorRT libraries) without an error; a session without the provider
+asked for is logged as a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +18,8 @@ import numpy as np
 import torch
 
 from rgbd_fusion_core.runtime.graph_contract import INPUT_NAMES, OUTPUT_NAME
+
+log = logging.getLogger(__name__)
 
 
 def physical_core_count() -> int:
@@ -71,6 +76,20 @@ def execution_providers(device: str | torch.device, onnx_path: Path) -> list:
     return [tensorrt, cuda, "CPUExecutionProvider"]
 
 
+def warn_on_provider_fallback(onnx_path: Path, requested: list, actual: list[str]) -> None:
+    """One warning when the session lacks the provider asked for first (``session.get_providers()``)."""
+    wanted = requested[0] if isinstance(requested[0], str) else requested[0][0]
+    if wanted not in actual:
+        log.warning(
+            "%s: ONNX Runtime could not start %s and fell back to %s (requested: %s); check the CUDA, cuDNN and "
+            "TensorRT libraries this onnxruntime build needs",
+            onnx_path.name,
+            wanted,
+            ", ".join(actual),
+            ", ".join(p if isinstance(p, str) else p[0] for p in requested),
+        )
+
+
 class OnnxRuntimeDenoiser:
     """``denoiser(x_t (B,C_in,H,W), t (B,), cond (B,C_cond,H,W)) -> (B,C_out,H,W)``, float32 torch tensors.
 
@@ -97,9 +116,9 @@ class OnnxRuntimeDenoiser:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(
-            str(self.onnx_path), options, providers=execution_providers(device, self.onnx_path)
-        )
+        providers = execution_providers(device, self.onnx_path)
+        self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
+        warn_on_provider_fallback(self.onnx_path, providers, self.session.get_providers())
         names = tuple(i.name for i in self.session.get_inputs())
         outputs = [o.name for o in self.session.get_outputs()]
         if set(names) != set(INPUT_NAMES) or outputs != [OUTPUT_NAME]:

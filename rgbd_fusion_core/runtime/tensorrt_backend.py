@@ -4,18 +4,24 @@ Written against the TensorRT 10 Python API (``tensorrt`` is imported only when u
 
 - build: ``Builder`` -> ``create_network(0)`` (explicit batch is the only mode in TensorRT 10) -> ``OnnxParser``
   -> ``BuilderConfig`` (workspace pool limit, FP16 flag, one optimisation profile min/opt/max over the batch
-  axis, a timing cache loaded from and saved to disk) -> ``build_serialized_network`` -> engine file.
+  axis, a timing cache loaded from and saved to disk, ``ProfilingVerbosity.DETAILED``) ->
+  ``build_serialized_network`` -> engine file; then the ``IEngineInspector`` JSON of the built engine gives the
+  precision each layer really runs in (logged, and counted in the sidecar).
 - cache: ``stage1.onnx`` -> ``stage1.fp16.engine`` + ``stage1.fp16.engine.json``, a sidecar with the TensorRT
   version, the ONNX sha256, the precision, the batch range and the GPU. The engine is rebuilt on request, when
   the sidecar does not match (another TensorRT, another ONNX, another GPU) or when it serves too small a batch.
 - run: ``set_input_shape`` + ``set_tensor_address`` on torch CUDA tensors, ``execute_async_v3`` on a private
   stream ordered against the caller's current stream; optionally one CUDA graph per batch size, each with its
-  own execution context and static buffers (a graph fixes shapes, addresses and the context it captured).
+  own execution context and static buffers (a graph fixes shapes, addresses and the context it captured); a
+  capture that fails turns CUDA graphs off with one warning. A batch above the engine's max batch runs in parts.
 
 FP16: with ``BuilderFlag.FP16`` every layer may run in half precision, but fp16 cannot represent ``t * freq``
 (t up to 1000: spacing 0.5) well enough for the sinusoidal time embedding. The layers that depend on the ``t``
-input alone (embedding and its MLPs, a few (B, C) tensors) are therefore kept in fp32. TensorRT 11 removed
-weakly typed FP16 (``BuilderFlag.FP16``); there only fp32 engines are built and ``fp16=True`` raises.
+input alone (embedding and its MLPs, a few (B, C) tensors) are therefore kept in fp32, with
+``OBEY_PRECISION_CONSTRAINTS`` (``PREFER_...`` falls back to fp16 with only a TensorRT warning). Inside a fused
+(Myelin) region a layer's precision is not reported; the pinned tensors the engine still shows are checked after
+the build and any that is not fp32 is a warning. TensorRT 11 removed weakly typed FP16 (``BuilderFlag.FP16``);
+there only fp32 engines are built and ``fp16=True`` raises.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ SIDECAR_VERSION = 1
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """How an engine is built. Batch sizes: the optimisation profile's min = 1, opt and max."""
+    """How an engine is built. Batch sizes: the optimisation profile's min = 1, opt and max. fp16 is the default
+    of the API and of ``rgbd-fusion build-engine`` alike (the point of TensorRT on a GPU; the time embedding stays
+    fp32), so both build and reuse the same ``*.fp16.engine``."""
 
     fp16: bool = True
     max_batch: int = 8
@@ -147,15 +155,17 @@ def build_engine(
     start = time.perf_counter()
     timing_cache = onnx_path.with_name(f"timing-trt{trt.__version__}.cache")
     with torch.cuda.device(device):
-        serialized = serialize_engine(trt, onnx_path, settings, timing_cache)
+        serialized, pinned = serialize_engine(trt, onnx_path, settings, timing_cache)
+        precisions = engine_layer_precisions(trt, serialized, pinned, onnx_path)
     write_bytes_atomic(engine_path, serialized)
-    sidecar = {**identity, **asdict(settings), "built_unix_time": int(time.time())}
+    sidecar = {**identity, **asdict(settings), "layer_precisions": precisions, "built_unix_time": int(time.time())}
     write_text_atomic(sidecar_path_for(engine_path), json.dumps(sidecar, indent=2) + "\n")
     return EngineBuild(engine_path, built=True, reason=reason, seconds=time.perf_counter() - start)
 
 
-def serialize_engine(trt, onnx_path: Path, settings: EngineSettings, timing_cache_path: Path) -> bytes:
-    """Parse the ONNX, configure precision / profile / timing cache, and return the serialised engine."""
+def serialize_engine(trt, onnx_path: Path, settings: EngineSettings, timing_cache_path: Path) -> tuple[bytes, set[str]]:
+    """Parse the ONNX, configure precision / profile / timing cache; the serialised engine and the names of the
+    tensors pinned to fp32."""
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -165,6 +175,8 @@ def serialize_engine(trt, onnx_path: Path, settings: EngineSettings, timing_cach
         raise RuntimeError(f"{onnx_path}: TensorRT could not parse the ONNX: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer precisions for the engine inspector
+    pinned: set[str] = set()
     if settings.fp16:
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise RuntimeError(
@@ -173,15 +185,68 @@ def serialize_engine(trt, onnx_path: Path, settings: EngineSettings, timing_cach
         config.set_flag(trt.BuilderFlag.FP16)
         pinned = pin_timestep_layers_to_fp32(trt, network)
         if pinned:
-            config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
-        log.info("%s: %d timestep-embedding layers kept in fp32", onnx_path.name, pinned)
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        log.info("%s: %d timestep-embedding tensors pinned to fp32", onnx_path.name, len(pinned))
     config.add_optimization_profile(batch_profile(builder, network, settings, onnx_path))
     load_timing_cache(config, timing_cache_path)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"{onnx_path}: TensorRT failed to build an engine (see the TensorRT log above)")
     write_bytes_atomic(timing_cache_path, bytes(config.get_timing_cache().serialize()))
-    return bytes(serialized)
+    return bytes(serialized), pinned
+
+
+def engine_layer_precisions(trt, serialized: bytes, pinned: set[str], onnx_path: Path) -> dict[str, int]:
+    """Layers per output precision of a built engine (engine inspector, at the profile's opt shapes); logs the
+    counts and warns about each pinned tensor the engine runs in another precision than fp32."""
+    engine = trt.Runtime(trt_logger(trt)).deserialize_cuda_engine(serialized)
+    context = engine.create_execution_context()
+    for name in INPUT_NAMES:  # without input shapes the inspector reports no formats for dynamic shapes
+        context.set_input_shape(name, tuple(engine.get_tensor_profile_shape(name, 0)[1]))
+    inspector = engine.create_engine_inspector()
+    inspector.execution_context = context
+    layers = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON)).get("Layers", [])
+    return summarise_layer_precisions(layers, pinned, onnx_path)
+
+
+def summarise_layer_precisions(layers: list, pinned: set[str], onnx_path: Path) -> dict[str, int]:
+    """Count engine-inspector layers (DETAILED JSON) by the precision of their first output; warn about pinned
+    tensors that are not fp32."""
+    counts: dict[str, int] = {}
+    seen, not_fp32 = set(), []
+    for layer in layers:
+        outputs = layer.get("Outputs", []) if isinstance(layer, dict) else []
+        precision = tensor_precision(outputs[0]) if outputs else "none"
+        counts[precision] = counts.get(precision, 0) + 1
+        for tensor in outputs:
+            if tensor.get("Name") in pinned:
+                seen.add(tensor["Name"])
+                if tensor_precision(tensor) != "fp32":
+                    not_fp32.append(f"{tensor['Name']} ({tensor.get('Format/Datatype')})")
+    log.info("%s: engine layers per precision %s", onnx_path.name, dict(sorted(counts.items())))
+    if pinned:
+        log.info(
+            "%s: %d of %d fp32-pinned tensors visible in the engine (the rest are inside fused layers)",
+            onnx_path.name,
+            len(seen),
+            len(pinned),
+        )
+    if not_fp32:
+        log.warning("%s: tensors pinned to fp32 run in another precision: %s", onnx_path.name, ", ".join(not_fp32))
+    return counts
+
+
+PRECISION_WORDS = (("bf16", "bfloat"), ("fp16", "half"), ("fp32", "float"), ("int8", "int8"), ("fp8", "fp8"))
+
+
+def tensor_precision(tensor: dict) -> str:
+    """'fp32', 'fp16', ... from an inspector tensor's "Format/Datatype" ("Row major linear FP16 format", "Half",
+    "Float", ...); 'other' for integer / bool tensors or formats not shown."""
+    text = str(tensor.get("Format/Datatype", "")).lower()
+    for precision, word in PRECISION_WORDS:
+        if precision in text or word in text:
+            return precision
+    return "other"
 
 
 def batch_profile(builder, network, settings: EngineSettings, onnx_path: Path):
@@ -212,14 +277,14 @@ def load_timing_cache(config, path: Path) -> None:
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
 
-def pin_timestep_layers_to_fp32(trt, network) -> int:
+def pin_timestep_layers_to_fp32(trt, network) -> set[str]:
     """Mark the layers whose inputs derive only from the ``t`` input (and constants) to run in fp32.
 
-    Walks the network in its (topological) layer order; returns how many float layers were pinned.
+    Walks the network in its (topological) layer order; returns the output tensor names of the pinned layers.
     """
     from_t = {"t"}
     constant: set[str] = set()
-    pinned = 0
+    pinned: set[str] = set()
     for index in range(network.num_layers):
         layer = network.get_layer(index)
         inputs = [layer.get_input(i) for i in range(layer.num_inputs)]
@@ -233,15 +298,17 @@ def pin_timestep_layers_to_fp32(trt, network) -> int:
                 layer.precision = trt.float32
                 for i in range(layer.num_outputs):
                     layer.set_output_type(i, trt.float32)
-                pinned += 1
+                pinned.update(tensor.name for tensor in outputs)
     return pinned
 
 
 class TensorRTDenoiser:
     """``denoiser(x_t (B,C_in,H,W), t (B,), cond (B,C_cond,H,W)) -> (B,C_out,H,W)`` float32 CUDA tensors.
 
-    B may be 1 .. the engine's max batch. cuda_graph: capture one CUDA graph per batch size on first use and
-    replay it (saves kernel-launch overhead; costs one execution context and static buffers per batch size).
+    A batch above the engine's max batch runs in parts of at most that size (one warning per denoiser).
+    cuda_graph: capture one CUDA graph per batch size on first use and replay it (saves kernel-launch overhead;
+    costs one execution context and static buffers per batch size); if a capture fails, CUDA graphs are turned off
+    for this denoiser with one warning and it runs plainly.
     """
 
     def __init__(self, engine_path: str | Path, device: str | torch.device = "cuda", cuda_graph: bool = False):
@@ -269,18 +336,33 @@ class TensorRTDenoiser:
         self.stream = torch.cuda.Stream(self.device)
         self.cuda_graph = cuda_graph
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, object, dict[str, torch.Tensor]]] = {}
+        self.split_warned = False
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         batch = x_t.shape[0]
-        if not 1 <= batch <= self.max_batch:
-            raise ValueError(
-                f"{self.engine_path}: batch {batch} outside the engine's range 1..{self.max_batch} "
-                "(rebuild with rgbd-fusion build-engine --max-batch N)"
-            )
+        if batch < 1:
+            raise ValueError(f"{self.engine_path}: empty batch")
+        if batch > self.max_batch:
+            if not self.split_warned:
+                log.warning(
+                    "%s: batch %d is above the engine's max batch %d; running it in %d parts "
+                    "(build with a larger max_batch to run it at once)",
+                    self.engine_path,
+                    batch,
+                    self.max_batch,
+                    -(-batch // self.max_batch),
+                )
+                self.split_warned = True
+            parts = range(0, batch, self.max_batch)
+            return torch.cat([self(*(v[i : i + self.max_batch] for v in (x_t, t, cond))) for i in parts])
         inputs = {"x_t": x_t, "t": t, "cond": cond}
         inputs = {name: value.detach().to(self.device, torch.float32).contiguous() for name, value in inputs.items()}
         if self.cuda_graph:
             return self._replay(inputs)
+        return self._run(inputs)
+
+    def _run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Plain execution on the main context."""
         output = torch.empty(self._output_shape(self.context, inputs), dtype=torch.float32, device=self.device)
         self._enqueue(self.context, {**inputs, OUTPUT_NAME: output})
         return output
@@ -305,7 +387,13 @@ class TensorRTDenoiser:
     def _replay(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         batch = inputs["x_t"].shape[0]
         if batch not in self.graphs:
-            self.graphs[batch] = self._capture(inputs)
+            try:
+                self.graphs[batch] = self._capture(inputs)
+            except RuntimeError as error:
+                log.warning("%s: CUDA graph capture failed, running without CUDA graphs (%s)", self.engine_path, error)
+                self.cuda_graph = False
+                self.graphs.clear()
+                return self._run(inputs)
         graph, _, static = self.graphs[batch]
         for name, value in inputs.items():
             static[name].copy_(value)
