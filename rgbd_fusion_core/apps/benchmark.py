@@ -58,10 +58,10 @@ import time
 import numpy as np
 import torch
 
+from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, bundled_render
 from rgbd_fusion_core.evaluation.flops import denoiser_gflop
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 
-FRAME_SHAPE = (480, 640)
 BACKEND_NAMES = ("torch", "onnxruntime", "onnxruntime-int8")
 
 
@@ -135,34 +135,18 @@ def shares(gflop: float, ms: list[float], peaks: list[float]) -> tuple[float, fl
 
 
 # --- frames -----------------------------------------------------------------------------------------------
-def bundled_renders(limit: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rgb (256, 256, 3) uint8, mask (256, 256) bool) of the first bundled renders."""
-    import cv2
-
-    from rgbd_fusion_core.apps.demo_run import BUNDLED_FRAMES
-    from rgbd_fusion_core.data.format import read_index
-    from rgbd_fusion_core.io.imageio import read_rgb
-
-    index = read_index(BUNDLED_FRAMES)
-    out = []
-    for sample in index.samples[:limit]:
-        files = sample.files[256]
-        mask = cv2.imread(str(BUNDLED_FRAMES / files["mask"]), cv2.IMREAD_UNCHANGED) > 0
-        out.append((read_rgb(BUNDLED_FRAMES / files["rgb"]), mask))
-    return out
-
-
 def people_frame(renders, people: int, shape=FRAME_SHAPE) -> tuple[Frame, list[np.ndarray]]:
-    """A grey frame of ``shape`` with ``people`` renders (cut to their person) side by side; returns the frame
-    (K: 60 degree horizontal field of view) and each pasted person's full-frame mask."""
+    """A grey frame of ``shape`` with ``people`` renders (``apps.scenes.Render``, cut to their person and scaled
+    to fill a third of the frame's width each) side by side; returns the frame (K: 60 degree horizontal field of
+    view: the scaling leaves the renders' own K behind) and each pasted person's full-frame mask."""
     import cv2
 
     height, width = shape
-    rgb = np.full((height, width, 3), 110, np.uint8)
+    rgb = np.full((height, width, 3), GREY, np.uint8)
     masks = []
     tile = width // people
     for k in range(people):
-        render, mask = renders[k % len(renders)]
+        render, mask = renders[k % len(renders)].rgb, renders[k % len(renders)].mask
         ys, xs = np.nonzero(mask)
         y0, y1 = max(ys.min() - 12, 0), min(ys.max() + 13, mask.shape[0])
         x0, x1 = max(xs.min() - 12, 0), min(xs.max() + 13, mask.shape[1])
@@ -260,7 +244,7 @@ def benchmark(
     nfe = {1: cfg.steps1, 2: cfg.steps2}
     gflop_frame = sum(nfe[s] * gflop[s] for s in (1, 2))
 
-    renders = bundled_renders(3)
+    renders = [bundled_render(index) for index in range(3)]
     scenes = {n: people_frame(renders, n) for n in (1, 3)}
     finder_kind = "masks"
     workloads: dict[str, Workload] = {}

@@ -4,42 +4,20 @@ frames (ground truth known), several people, nobody, mask-first output and the f
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, Render, bundled_render, paste_people
 from rgbd_fusion_core.geometry.depth_edges import behind_share, remove_flying_pixels
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 
-DEMO = Path(__file__).resolve().parents[2] / "rgbd_fusion_core" / "demo_frames"
-FRAME_SHAPE = (480, 640)
 
-
-def render(index: int):
-    """A bundled render: rgb (256, 256, 3) uint8, true depth (256, 256) metres (0 = background), K (3, 3)."""
-    sample = json.loads((DEMO / "dataset.json").read_text())["samples"][index]
-    files = sample["files"]["256"]
-    rgb = cv2.cvtColor(cv2.imread(str(DEMO / files["rgb"])), cv2.COLOR_BGR2RGB)
-    depth = cv2.imread(str(DEMO / files["depth"]), cv2.IMREAD_UNCHANGED).astype(np.float64) / 1000.0
-    return rgb, depth, np.array(sample["K"]["256"], np.float64)
-
-
-def paste(renders: list[tuple[np.ndarray, np.ndarray, np.ndarray]], xs: list[int], y: int = 112):
-    """Renders side by side in one grey 480x640 camera frame (all share the first render's K, shifted)."""
-    rgb = np.full((*FRAME_SHAPE, 3), 118, np.uint8)
-    depth = np.zeros(FRAME_SHAPE)
-    for (r, d, _), x in zip(renders, xs):
-        person = d > 0
-        rgb[y : y + 256, x : x + 256][person] = r[person]
-        depth[y : y + 256, x : x + 256][person] = d[person]
-    K = renders[0][2].copy()
-    K[0, 2] += xs[0]
-    K[1, 2] += y
-    return rgb, depth, K
+def paste(renders: list[Render], xs: list[int], y: int = 112):
+    """Renders side by side in one grey 480x640 camera frame: (rgb, true depth, K)."""
+    return paste_people(renders, [(x, y) for x in xs])[:3]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +27,7 @@ def pipeline():
 
 
 def test_one_rendered_person_is_found_limited_to_them_and_scaled_from_the_pose(pipeline):
-    rgb, depth, K = paste([render(0)], [192])
+    rgb, depth, K = paste([bundled_render(0)], [192])
     result = pipeline(Frame(rgb, K))
     truth = depth > 0
     predicted = np.isfinite(result.depth_full)
@@ -63,7 +41,7 @@ def test_one_rendered_person_is_found_limited_to_them_and_scaled_from_the_pose(p
 
 
 def test_two_people_get_two_crops_and_both_are_in_the_cloud(pipeline):
-    rgb, depth, K = paste([render(1), render(2)], [40, 344])
+    rgb, depth, K = paste([bundled_render(1), bundled_render(2)], [40, 344])
     result = pipeline(Frame(rgb, K))
     assert result.people_found == 2 and len(result.others) == 1
     boxes = [result.crop_box, result.others[0].crop_box]
@@ -80,7 +58,7 @@ def test_raising_max_people_live_applies_to_the_pipelines_own_tracking_finder():
     pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
     config = PipelineConfig(max_people=1)
     video = Pipeline.from_pretrained(device="cpu", backend="onnxruntime", config=config, video=True)
-    frame = Frame(*paste([render(1), render(2)], [40, 344])[::2])
+    frame = Frame(*paste([bundled_render(1), bundled_render(2)], [40, 344])[::2])
     try:
         assert video(frame).people_found == 1
         raised = video.with_config(dataclasses.replace(config, max_people=2))
@@ -91,7 +69,7 @@ def test_raising_max_people_live_applies_to_the_pipelines_own_tracking_finder():
 
 
 def test_a_frame_with_nobody_gives_an_empty_result(pipeline):
-    for rgb in (np.full((*FRAME_SHAPE, 3), 118, np.uint8), np.zeros((40, 40, 3), np.uint8)):
+    for rgb in (np.full((*FRAME_SHAPE, 3), GREY, np.uint8), np.zeros((40, 40, 3), np.uint8)):
         K = np.array([[500.0, 0, rgb.shape[1] / 2], [0, 500.0, rgb.shape[0] / 2], [0, 0, 1]])
         result = pipeline(Frame(rgb, K))
         assert result.people_found == 0 and result.points.shape == (0, 3) and result.nfe == 0
@@ -99,13 +77,13 @@ def test_a_frame_with_nobody_gives_an_empty_result(pipeline):
 
 
 def test_a_person_cut_by_the_frame_edge_is_still_processed(pipeline):
-    rgb, depth, K = paste([render(3)], [192], y=112)
+    rgb, depth, K = paste([bundled_render(3)], [192], y=112)
     result = pipeline(Frame(rgb[:250].copy(), K))  # the frame ends at the person's hips or above
     assert result.people_found == 1 and len(result.points) > 500
 
 
 def test_a_given_mask_limits_the_output(pipeline):
-    rgb, depth, K = paste([render(4)], [192])
+    rgb, depth, K = paste([bundled_render(4)], [192])
     half = depth > 0
     half[:, 320:] = False  # the user's mask covers only the left half of the person
     result = pipeline(Frame(rgb, K, mask=half))

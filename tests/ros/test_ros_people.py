@@ -3,10 +3,6 @@ frame with nobody publishes nothing and is counted in /diagnostics."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import cv2
 import numpy as np
 import pytest
 
@@ -15,25 +11,11 @@ pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10
 
 from ros_graph import Probe, fresh_diagnostics, ros_environment, start_node, stop_node, wait_for_log  # noqa: E402
 
+from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, bundled_render, paste_people  # noqa: E402
 from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
 
-DEMO = Path(__file__).resolve().parents[2] / "rgbd_fusion_core" / "demo_frames"
-HEIGHT, WIDTH = 480, 640
+HEIGHT, WIDTH = FRAME_SHAPE
 ANSWER_TIMEOUT_S = 30.0
-
-
-def person_frame() -> tuple[np.ndarray, np.ndarray]:
-    """A bundled render pasted into a grey 480x640 frame, and that frame's K."""
-    sample = json.loads((DEMO / "dataset.json").read_text())["samples"][0]
-    files = sample["files"]["256"]
-    render = cv2.cvtColor(cv2.imread(str(DEMO / files["rgb"])), cv2.COLOR_BGR2RGB)
-    person = cv2.imread(str(DEMO / files["depth"]), cv2.IMREAD_UNCHANGED) > 0
-    rgb = np.full((HEIGHT, WIDTH, 3), 118, np.uint8)
-    rgb[112:368, 192:448][person] = render[person]
-    K = np.array(sample["K"]["256"], np.float64)
-    K[0, 2] += 192
-    K[1, 2] += 112
-    return rgb, K
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +53,7 @@ def send(probe: Probe, sec: int, rgb: np.ndarray, K: np.ndarray) -> None:
 
 def test_a_rendered_person_is_found_and_published_and_nobody_is_counted(graph):
     probe, _, _ = graph
-    rgb, K = person_frame()
+    rgb, _, K, _ = paste_people([bundled_render(0)], [(192, 112)])
     for attempt in range(6):  # the first frames can be lost while discovery completes (best-effort QoS)
         send(probe, 100 + attempt, rgb, K)
         if probe.spin_until(lambda: probe.received["/depth/image"] and probe.received["/points"], ANSWER_TIMEOUT_S / 6):
@@ -80,7 +62,7 @@ def test_a_rendered_person_is_found_and_published_and_nobody_is_counted(graph):
     before = fresh_diagnostics(probe)
     assert int(before["people_found"]) >= 1
     published = len(probe.received["/depth/image"])
-    empty = np.full((HEIGHT, WIDTH, 3), 118, np.uint8)
+    empty = np.full((HEIGHT, WIDTH, 3), GREY, np.uint8)
     for sec in range(200, 203):
         send(probe, sec, empty, K)
         probe.spin_for(1.0)
