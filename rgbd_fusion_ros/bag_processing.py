@@ -1,5 +1,9 @@
 """One offline run over a rosbag2: read and match frames, infer in batches, write the output bag (and files).
 
+Reading (with decoding into pipeline frames) runs on a reader thread and writing on a writer thread, each
+behind a bounded queue, while the calling thread infers: output order is kept, and an error on either thread
+ends the run on the calling thread, naming the bag it came from.
+
 The input is only read. The output is built in a hidden staging folder next to its final path and renamed
 when complete (``staged_directory``); an existing output is replaced only with ``overwrite``. Every output
 message carries the input image's header stamp and frame id, and the image's bag time. Frames that cannot be
@@ -70,6 +74,9 @@ class BagSummary:
     images_unread: int | None = None  # image messages the metadata lists but a read error left unread
     written: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
+    read_s: float = 0.0  # busy seconds of each part, overlapped in wall_s: reading and converting frames,
+    infer_s: float = 0.0  # inference,
+    write_s: float = 0.0  # building, serialising and writing the outputs
     output: Path | None = None
     export_dir: Path | None = None
 
@@ -87,6 +94,11 @@ class BagSummary:
             f"frames read: {self.images_read}, processed: {self.processed}, skipped: {sum(self.skipped.values())}"
             f" ({self.wall_s:.1f} s, {rate:.2f} processed frames/s)"
         ]
+        if self.output:
+            lines.append(
+                f"  busy (overlapped): reading {self.read_s:.1f} s, inference {self.infer_s:.1f} s,"
+                f" writing {self.write_s:.1f} s"
+            )
         lines += [f"  skipped {count}: {reason}" for reason, count in self.skipped.most_common()]
         lines += [
             f"  undecodable messages on {topic}: {count}" for topic, count in sorted(self.corrupt_messages.items())
@@ -170,62 +182,142 @@ def _infer(pipeline, frames: list) -> list:
     return results
 
 
-class _BagRun:
-    """The work of one run once the output is open: batch the matched frames, infer, write in time order."""
+def _read_items(job: BagJob, reader, connections, typestore, start_ns, end_ns, stats):
+    """What the reader thread produces, in bag order: (input messages to copy read since the last item,
+    MatchedFrame, pipeline Frame or None when the frame is skipped); a last (copies, None, None) item ends it.
 
-    def __init__(self, job: BagJob, pipeline, typestore, writer, export, summary: BagSummary):
-        from rgbd_fusion_ros.messages import OUTPUT_TOPICS, rosbags_types
+    Unexpected errors name the bag's storage files.
+    """
+    from rgbd_fusion_ros.bag_io import read_frames, storage_files
+    from rgbd_fusion_ros.conversions import frame_from_messages
+
+    copies = []
+    frames = read_frames(
+        reader,
+        connections,
+        typestore,
+        job.sync_tolerance_s,
+        start_ns,
+        end_ns,
+        job.every,
+        stats,
+        on_message=(lambda *message: copies.append(message)) if job.copy_input else None,
+    )
+    try:
+        for matched in frames:
+            frame = None
+            if matched.problem is None:
+                try:
+                    frame = frame_from_messages(
+                        matched.image, matched.camera_info, matched.mask, matched.depth, job.use_alpha_as_mask
+                    )
+                except ValueError as error:
+                    matched.problem = str(error)
+            yield copies, matched, frame
+            copies = []
+        yield copies, None, None
+    except Exception as error:
+        raise RuntimeError(f"reading {storage_files(job.input)} failed ({type(error).__name__}: {error})") from error
+
+
+class _BagRun:
+    """The work of one run once the output is open: batch the frames read, infer, hand results to the writer.
+
+    Inference runs on the calling thread; every use of the output bag and export files runs, in order, on the
+    writer thread (``write``, which owns the ``OrderedBagWriter``).
+    """
+
+    def __init__(self, job: BagJob, pipeline, typestore, writer, export, summary: BagSummary, write, connections):
+        from rgbd_fusion_ros.messages import rosbags_types
 
         self.job, self.pipeline, self.typestore = job, pipeline, typestore
         self.types = rosbags_types(typestore)
-        self.writer, self.export, self.summary = writer, export, summary
-        self.names = job.output_options.enabled_outputs()
-        self.connections = {name: writer.add_topic(job.output_topic(name), OUTPUT_TOPICS[name]) for name in self.names}
+        self.writer, self.export, self.summary, self.write = writer, export, summary, write
         self.batch: list = []  # (MatchedFrame, Frame)
+        self.copies: list = []  # input messages to copy, not yet handed to the writer
+        self.connections: dict = {}  # output name -> connection, made on the writer thread
+        self.infer_s = 0.0
+        self._submit(self._add_connections, connections)
 
-    def add(self, matched) -> None:
-        """Queue a matched frame (or count why it is skipped); runs a batch when one is full."""
-        from rgbd_fusion_ros.conversions import frame_from_messages
-
-        if matched.problem is None:
-            try:
-                frame = frame_from_messages(
-                    matched.image, matched.camera_info, matched.mask, matched.depth, self.job.use_alpha_as_mask
-                )
-                self.batch.append((matched, frame))
-            except ValueError as error:
-                matched.problem = str(error)
-        if matched.problem is not None:
+    def add(self, copies: list, matched, frame) -> None:
+        """Take one item of ``_read_items``: queue the frame (or count why it is skipped); run a full batch."""
+        self.copies += copies
+        if frame is not None:
+            self.batch.append((matched, frame))
+        elif matched is not None:
             self.summary.skipped[matched.problem] += 1
             if not self.batch:
-                self.writer.flush(matched.log_time_ns)
+                self._submit(self._write, self._take_copies(), [], matched.log_time_ns)
         if len(self.batch) >= self.job.batch:
             self.run_batch()
 
     def run_batch(self) -> None:
-        """Infer the queued frames, write their outputs (and export files), flush the bag up to the last one."""
-        from rgbd_fusion_ros.bag_io import stamp_ns
-        from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header
-
+        """Infer the queued frames, count them, and hand the processed ones to the writer thread."""
         if not self.batch:
             return
+        began = time.perf_counter()
         results = _infer(self.pipeline, [frame for _, frame in self.batch])
+        self.infer_s += time.perf_counter() - began
+        processed = []
         for (matched, _), result in zip(self.batch, results):
             if isinstance(result, str):
                 self.summary.skipped[result] += 1
-                continue
-            if result.people_found == 0:  # nobody in view: nothing written for this frame
+            elif result.people_found == 0:  # nobody in view: nothing written for this frame
                 self.summary.skipped["nobody found in the frame"] += 1
-                continue
+            else:
+                processed.append((matched, result))
+        self.summary.processed += len(processed)
+        self._submit(self._write, self._take_copies(), processed, self.batch[-1][0].log_time_ns)
+        self.batch = []
+
+    def finish(self) -> None:
+        """The last batch, and the input messages read after it."""
+        self.run_batch()
+        self._submit(self._write, self._take_copies(), [], None)
+
+    def _take_copies(self) -> list:
+        copies, self.copies = self.copies, []
+        return copies
+
+    def _submit(self, call, *args) -> None:
+        """Run ``call(*args)`` on the writer thread; its errors name the output bag."""
+
+        def named():
+            try:
+                call(*args)
+            except Exception as error:
+                raise RuntimeError(f"writing {self.job.output} failed ({type(error).__name__}: {error})") from error
+
+        self.write.submit(named)
+
+    def _add_connections(self, connections: dict[str, list]) -> None:
+        """On the writer thread: the output topics, and twins of the input ones to copy."""
+        from rgbd_fusion_ros.messages import OUTPUT_TOPICS
+
+        names = self.job.output_options.enabled_outputs()
+        self.connections = {
+            name: self.writer.add_topic(self.job.output_topic(name), OUTPUT_TOPICS[name]) for name in names
+        }
+        if self.job.copy_input:
+            for connection in (c for conns in connections.values() for c in conns):
+                self.writer.copy_connection(connection)
+
+    def _write(self, copies: list, processed: list, upto_ns: int | None) -> None:
+        """On the writer thread: queue the copies and the processed frames' outputs (and export files), then
+        write the bag up to ``upto_ns`` (None = everything)."""
+        from rgbd_fusion_ros.bag_io import stamp_ns
+        from rgbd_fusion_ros.messages import OUTPUT_TOPICS, build_outputs, copy_header
+
+        for connection, log_time_ns, raw in copies:
+            self.writer.push_copy(connection, log_time_ns, raw)
+        for matched, result in processed:
             header = copy_header(self.types, matched.image.header, self.job.frame_id)
             for name, message in build_outputs(self.types, result, header, self.job.output_options).items():
                 raw = self.typestore.serialize_cdr(message, OUTPUT_TOPICS[name])
                 self.writer.push(self.connections[name], matched.log_time_ns, raw)
             if self.export:
                 self.export.write(stamp_ns(header), header.frame_id, result)
-            self.summary.processed += 1
-        self.writer.flush(self.batch[-1][0].log_time_ns)
-        self.batch.clear()
+        self.writer.flush(upto_ns)
 
 
 def _report_stale(path: Path) -> None:
@@ -240,8 +332,9 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
     """
     from tqdm import tqdm
 
+    from rgbd_fusion_core.apps.background_threads import ReadAhead, SerialWorker
     from rgbd_fusion_core.io.outputs import staged_directory
-    from rgbd_fusion_ros.bag_io import NS, ReadStats, bag_typestore, open_bag, read_frames, resolve_connections
+    from rgbd_fusion_ros.bag_io import NS, ReadStats, bag_typestore, open_bag, resolve_connections
     from rgbd_fusion_ros.bag_output import OrderedBagWriter
     from rgbd_fusion_ros.export_files import ExportWriter
 
@@ -266,11 +359,9 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
         if job.export_dir:
             export_path = stack.enter_context(staged_directory(job.export_dir, job.overwrite, _report_stale))
             export = stack.enter_context(ExportWriter(export_path))
-        writer = stack.enter_context(OrderedBagWriter(bag_path, job.storage or _storage_of(job.input), typestore))
-        run = _BagRun(job, pipeline, typestore, writer, export, summary)
-        if job.copy_input:
-            for connection in (c for conns in connections.values() for c in conns):
-                writer.copy_connection(connection)
+        writer = OrderedBagWriter(bag_path, job.storage or _storage_of(job.input), typestore)
+        write = stack.enter_context(SerialWorker(writer, depth=2, name="bag-writer"))
+        run = _BagRun(job, pipeline, typestore, writer, export, summary, write, connections)
         progress = stack.enter_context(
             tqdm(
                 total=_estimated_images(reader, connections, start_ns, end_ns, job.every),
@@ -280,23 +371,14 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
                 file=sys.stderr,
             )
         )
-        frames = read_frames(
-            reader,
-            connections,
-            typestore,
-            job.sync_tolerance_s,
-            start_ns,
-            end_ns,
-            job.every,
-            stats,
-            on_message=writer.push_copy if job.copy_input else None,
-        )
-        for matched in frames:
-            run.add(matched)
-            progress.update(stats.images_selected - progress.n)
-            progress.set_postfix(processed=summary.processed, skipped=sum(summary.skipped.values()), refresh=False)
-        run.run_batch()
-        progress.update(stats.images_selected - progress.n)
+        items = _read_items(job, reader, connections, typestore, start_ns, end_ns, stats)
+        read = stack.enter_context(ReadAhead(items, depth=2 * job.batch, name="bag-reader"))
+        for copies, matched, frame in read:
+            run.add(copies, matched, frame)
+            if matched is not None:
+                progress.update()
+                progress.set_postfix(processed=summary.processed, skipped=sum(summary.skipped.values()), refresh=False)
+        run.finish()
 
         summary.images_read = stats.images_read
         if stats.images_read > stats.images_selected:
@@ -315,6 +397,8 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
                 f"writes the {summary.processed} processed):\n" + "\n".join(summary.lines())
             )
         summary.written = writer.written  # the same Counter: complete once the writer has closed
+        summary.read_s, summary.infer_s = read.busy_s, run.infer_s
+    summary.write_s = write.busy_s  # complete once the writer has closed
     summary.output = job.output
     summary.export_dir = job.export_dir
     summary.wall_s = time.perf_counter() - began

@@ -1,9 +1,9 @@
 """``rgbd-fusion bag`` / ``ros2 run rgbd_fusion_ros rgbd_fusion_bag``: run the pipeline over a rosbag2 offline.
 
 Reads a bag (sqlite3 or mcap) with ``rosbags`` (no ROS installation needed), runs the same ``Pipeline`` as the
-node in batches, and writes a new bag with the node's outputs (depth image, depth camera_info, point cloud, and
-optional ones) under a prefix; see ``bag_processing`` for what a run does and guarantees. This module is the
-command line: flags, model loading, the summary printout.
+node in batches (reading and writing overlapped with inference), and writes a new bag with the node's outputs
+(depth image, depth camera_info, point cloud, and optional ones) under a prefix; see ``bag_processing`` for what
+a run does and guarantees. This module is the command line: flags, model loading, the summary printout.
 """
 
 from __future__ import annotations

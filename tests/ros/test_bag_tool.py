@@ -5,8 +5,10 @@ import hashlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +23,7 @@ from rosbags.rosbag2 import Reader  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
 from rgbd_fusion_core.inference.pipeline_io import PipelineConfig  # noqa: E402
+from rgbd_fusion_ros import bag_output, conversions  # noqa: E402
 from rgbd_fusion_ros.bag_io import NS, FrameTopics, StampMatcher, stamp_ns  # noqa: E402
 from rgbd_fusion_ros.bag_processing import BagJob, process_bag  # noqa: E402
 from rgbd_fusion_ros.bag_tool import main  # noqa: E402
@@ -95,6 +98,29 @@ def stamped(stamp):
     """A message-like object with only a header stamp (what the matcher reads)."""
     sec, nanosec = divmod(stamp, NS)
     return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec)), stamp=stamp)
+
+
+def finishes(call, timeout_s=120):
+    """``call()`` on a thread: its result, or its exception re-raised here; fails the test if it hangs."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert not thread.is_alive(), f"hung for {timeout_s} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def no_bag_threads_left():
+    return not [t.name for t in threading.enumerate() if t.name in ("bag-reader", "bag-writer")]
 
 
 def test_matcher_pairs_nearest_stamp_in_order_and_waits_for_late_partners():
@@ -330,11 +356,11 @@ def test_bag_damaged_midway_fails_unless_partial_output_is_allowed(tmp_path, pip
     # by default the loss fails the run (it exited 0 with 2 of 12 frames written, the loss only in stdout)
     args = [bag, "--output", tmp_path / "out", "--image-topic", TOPICS.image, "--camera-info-topic", TOPICS.camera_info]
     args = [*map(str, args), "--model", str(tiny_model_dir), *FAST]
-    assert main(args) == 1
+    assert finishes(lambda: main(args)) == 1  # the reader thread's error reaches the main thread: no hang
     error = capsys.readouterr().err
     assert re.search(r"the bag is damaged: [1-7] frame\(s\) lost, nothing written", error), error
     assert f"{database} is corrupt" in error and "malformed" in error
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and no_bag_threads_left()
     summary = process_bag(make_job(bag, tmp_path / "out", allow_partial=True), pipeline)
     assert "malformed" in summary.read_error and 0 < summary.processed < 8
     assert summary.frames_lost() == 8 - summary.images_read > 0
@@ -435,3 +461,117 @@ def test_killed_run_leaves_no_output_under_the_final_name(tmp_path, tiny_model_d
     assert f"removed {staging[0]}, the unfinished output of a run that was killed" in again.stderr
     assert sorted(p.name for p in tmp_path.glob(".out.partial-*")) == [alive.name]
     assert (output / "metadata.yaml").exists()
+
+
+def test_overlap_reads_ahead_and_writes_during_inference(tmp_path, pipeline, monkeypatch):
+    """Event order, not durations: inference of batch 1 waits until the reader has converted a frame of batch 2
+    (a serial run would only read it after batch 1), and writing batch 1 waits until inference of batch 2 has
+    begun (a serial run would write it first); each wait gives up after 30 s and the test then fails."""
+    bag = tmp_path / "in"
+    write_demo_bag(bag, frames=6, storage="sqlite3")
+    frame_of_batch_2_read, inference_2_began = threading.Event(), threading.Event()
+    waits = {}
+    converted = []
+
+    def convert(*args):
+        converted.append(args[0])
+        if len(converted) == 3:  # the first frame of batch 2 (batch=2)
+            frame_of_batch_2_read.set()
+        return frame_from_messages(*args)
+
+    def flush(self, upto_ns):
+        if upto_ns is not None and "write 1" not in waits:
+            waits["write 1"] = inference_2_began.wait(30)
+        original_flush(self, upto_ns)
+
+    class Recording:
+        calls = 0
+
+        def __call__(self, frames):
+            self.calls += 1
+            if self.calls == 1:
+                waits["inference 1"] = frame_of_batch_2_read.wait(30)
+            if self.calls == 2:
+                inference_2_began.set()
+            return pipeline(frames)
+
+    frame_from_messages, original_flush = conversions.frame_from_messages, bag_output.OrderedBagWriter.flush
+    monkeypatch.setattr(conversions, "frame_from_messages", convert)
+    monkeypatch.setattr(bag_output.OrderedBagWriter, "flush", flush)
+    summary = finishes(lambda: process_bag(make_job(bag, tmp_path / "out"), Recording()))
+    assert waits == {"inference 1": True, "write 1": True}
+    assert summary.processed == 6 and summary.read_s > 0 and summary.infer_s > 0 and summary.write_s > 0
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_overlapped_output_keeps_bag_order(tmp_path, pipeline, storage):
+    bag = tmp_path / "in"
+    write_demo_bag(bag, frames=11, storage=storage, missing_camera_info=(2, 3, 7))
+    job = make_job(bag, tmp_path / "out", batch=3, copy_input=True, output_options=OutputOptions(low_res=True))
+    summary = finishes(lambda: process_bag(job, pipeline))
+    assert summary.processed == 8 and summary.skipped == {"no camera_info within 10 ms of the image stamp": 3}
+    messages, _ = read_bag(tmp_path / "out")
+    inputs, _ = read_bag(bag)
+    processed = [t for i, (t, _, _) in enumerate(inputs[TOPICS.image]) if i not in (2, 3, 7)]
+    for name in ("depth/image", "depth/low_res", "depth/camera_info", "points"):
+        decoded = [TYPESTORE.deserialize_cdr(raw, c.msgtype) for _, c, raw in messages[f"{OUT}/{name}"]]
+        assert [t for t, _, _ in messages[f"{OUT}/{name}"]] == processed
+        assert [stamp_ns(m.header) for m in decoded] == [t - inputs[TOPICS.image][0][0] + START_NS for t in processed]
+    assert [raw for _, _, raw in messages[TOPICS.image]] == [raw for _, _, raw in inputs[TOPICS.image]]
+    if storage == "sqlite3":  # written in log-time order, as a player expects
+        with sqlite3.connect(next((tmp_path / "out").glob("*.db3"))) as database:
+            times = [t for (t,) in database.execute("SELECT timestamp FROM messages ORDER BY id")]
+        assert times == sorted(times) and len(times) == 4 * 8 + 11 + 11 - 3
+
+
+def test_reader_error_midway_names_the_bag_and_stops_every_thread(tmp_path, pipeline, monkeypatch):
+    bag = tmp_path / "in"
+    write_demo_bag(bag, frames=12, storage="sqlite3")
+    frame_from_messages = conversions.frame_from_messages
+    converted = []
+
+    def convert(*args):  # an error the reader does not expect (not a damaged message), on the 7th frame
+        converted.append(1)
+        if len(converted) == 7:
+            raise OSError("device went away")
+        return frame_from_messages(*args)
+
+    monkeypatch.setattr(conversions, "frame_from_messages", convert)
+    database = next(bag.glob("*.db3"))
+    with pytest.raises(RuntimeError, match=rf"reading {re.escape(str(database))} failed \(OSError: device went away"):
+        finishes(lambda: process_bag(make_job(bag, tmp_path / "out"), pipeline))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and no_bag_threads_left()
+
+
+def test_writer_error_names_the_output_and_stops_every_thread(tmp_path, pipeline, monkeypatch):
+    bag = tmp_path / "in"
+    write_demo_bag(bag, frames=12, storage="mcap")
+    original_flush, flushes = bag_output.OrderedBagWriter.flush, []
+
+    def flush(self, upto_ns):
+        flushes.append(upto_ns)
+        if len(flushes) == 2:
+            raise OSError(28, "No space left on device")
+        original_flush(self, upto_ns)
+
+    monkeypatch.setattr(bag_output.OrderedBagWriter, "flush", flush)
+    output = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=rf"writing {re.escape(str(output))} failed \(OSError: .*No space left"):
+        finishes(lambda: process_bag(make_job(bag, output), pipeline))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and no_bag_threads_left()
+
+
+def test_inference_error_midway_stops_reader_and_writer(tmp_path, pipeline):
+    bag = tmp_path / "in"
+    write_demo_bag(bag, frames=40, storage="sqlite3")
+    calls = []
+
+    def failing(frames):
+        calls.append(len(frames))
+        if len(calls) == 3:
+            raise RuntimeError("backend lost the device")
+        return pipeline(frames)
+
+    with pytest.raises(RuntimeError, match="backend lost the device"):
+        finishes(lambda: process_bag(make_job(bag, tmp_path / "out", batch=1), failing))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and no_bag_threads_left()
