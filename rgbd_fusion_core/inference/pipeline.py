@@ -21,7 +21,7 @@ from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
 from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics
 from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage1_condition, stage2_condition
 from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
-from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
+from rgbd_fusion_core.geometry.depth_edges import fill_to_mask, remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
 from rgbd_fusion_core.inference.backends import make_backend, resolve_backend
 from rgbd_fusion_core.inference.frame_checks import check_frame
@@ -200,12 +200,14 @@ class Pipeline:
         for j, ((i, target), box) in enumerate(zip(jobs, boxes)):
             frame = frames[i]
             net_high = depth_high[j, 0].numpy()
-            allowed = self._allowed_pixels(target, box, high)
+            allowed = self._allowed_pixels(target, box, high, cfg.mask_margin_px)
             if allowed is not None:
                 net_high = np.where(allowed, net_high, -1.0).astype(np.float32)
             if z_refs[j] is None:
                 z_refs[j], sources[j] = self._reference_depth(net_high, K_high[j], target, frame.K)
             depth_m = remove_flying_pixels(space.to_metres(net_high, z_refs[j]), cfg.edge_step_m)
+            if cfg.fill_mask and allowed is not None:
+                depth_m = fill_to_mask(depth_m, self._allowed_pixels(target, box, high, 0))
             low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
             points, pixels = backproject(depth_m, K_high[j])
             uncertainty = None
@@ -304,13 +306,12 @@ class Pipeline:
             return roi_box(target.roi, shape, margin)
         return centre_box(shape)
 
-    def _allowed_pixels(self, target: Target, box, size: int) -> np.ndarray | None:
-        """(size, size) bool: where this person may have depth (their mask in the crop, grown by the margin);
-        None when no mask limits the output."""
+    def _allowed_pixels(self, target: Target, box, size: int, margin: int) -> np.ndarray | None:
+        """(size, size) bool: where this person may have depth (their mask in the crop, grown by ``margin``
+        pixels); None when no mask limits the output."""
         if target.mask is None:
             return None
         mask = resize_nearest(cut(target.mask.astype(np.uint8), box), size)
-        margin = self.config.mask_margin_px
         if margin > 0:
             mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
         return mask > 0

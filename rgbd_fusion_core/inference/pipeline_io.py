@@ -114,6 +114,11 @@ class PipelineConfig:
         "flying-pixel filter: silhouette pixels more than this far behind the local mean are dropped (m); 0 = off",
         value_range=(0.0, 2.0),
     )
+    fill_mask: bool = setting(
+        False,
+        "inside a person mask, pixels the network left empty take the depth of the person next to them (the mask "
+        "decides the silhouette; fuller silhouettes, coarser depth at their edges)",
+    )
     crop_mode: str = setting(
         "auto", "person crop: auto (mask, else roi, else centre), mask, roi, center", choices=CROP_MODES
     )
