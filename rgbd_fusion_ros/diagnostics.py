@@ -5,7 +5,7 @@ from __future__ import annotations
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 # Counters that mean something went wrong in the period (level WARN), in the order they are reported.
-PROBLEM_COUNTERS = ("bad_input", "pipeline_errors")
+PROBLEM_COUNTERS = ("bad_input", "pipeline_errors", "oversize_images_announced")
 
 
 def diagnostic_array(stamp, name: str, hardware_id: str, summary: dict[str, float], previous: dict[str, float]):

@@ -30,6 +30,7 @@ from rgbd_fusion_ros.parameters import PARAMETERS, NodeSettings, declare_paramet
 from rgbd_fusion_ros.stats import NodeStats
 from rgbd_fusion_ros.sync import StampSynchronizer
 from rgbd_fusion_ros.throttle import MessageThrottle
+from rgbd_fusion_ros.transport_limit import oversize_warning
 from rgbd_fusion_ros.worker import LatestItemWorker
 
 NODE_NAME = "rgbd_fusion"
@@ -236,6 +237,9 @@ class RgbdFusionNode(LifecycleNode):
 
     def _on_message(self, stream: str, msg) -> None:
         self._stats.count(f"received_{stream}")
+        if stream == "camera_info" and (too_large := oversize_warning(msg.width, msg.height)):
+            self._stats.count("oversize_images_announced")
+            self._warn_throttled(too_large)
         sync, worker = self._sync, self._worker
         if sync is None or worker is None:
             return

@@ -263,3 +263,18 @@ def test_bad_frames_never_displace_a_good_frame_waiting_for_the_worker(graph):
     assert answered == waiting, f"good frames displaced by bad ones: {sorted(set(waiting) - set(answered))}"
     assert "skipping frame: image: unsupported image encoding 'yuv422'" in log.read_text()
     assert process.poll() is None
+
+
+def test_camera_info_announcing_images_too_large_for_the_transport_is_warned_about(graph):
+    """An 8000x6000 rgb8 image (144 MB) never reaches the node (the DDS profile drops it); its camera_info does."""
+    probe, process, log = graph
+    header = make_header(probe.types, 70, 0, "cam")
+    message = camera_info_message(probe.types, header, np.array(K_INPUT) * [[12.5], [12.5], [1]], 8000, 6000)
+    publisher = probe.publisher("/camera_info", probe.types.CameraInfo)
+    for _ in range(6):  # the first messages after start-up can be lost while discovery completes
+        publisher.publish(message)
+        probe.spin_for(0.5)
+        if "announces 8000x6000 images: 144.0 MB as rgb8" in log.read_text():
+            break
+    text = wait_for_log(log, "announces 8000x6000 images: 144.0 MB as rgb8", 5, process)
+    assert "dropped by the transport" in text and "fastdds_large_messages.xml" in text

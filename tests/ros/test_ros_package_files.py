@@ -17,6 +17,7 @@ pytest.importorskip("rclpy", reason="rclpy is not installed")
 from rgbd_fusion_ros.messages import OUTPUT_TOPICS  # noqa: E402
 from rgbd_fusion_ros.node import INPUT_TOPICS  # noqa: E402
 from rgbd_fusion_ros.parameters import PARAMETERS_BY_NAME, settings_from_parameters  # noqa: E402
+from rgbd_fusion_ros.transport_limit import PROFILE, SEGMENT_BYTES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "rgbd_fusion.launch.py"
@@ -96,13 +97,14 @@ def test_rviz_view_shows_the_node_outputs_in_the_optical_frame():
 
 def test_fastdds_profile_has_large_shared_memory_segments_and_loopback_udp():
     namespace = {"dds": "http://www.eprosima.com"}
-    root = ElementTree.parse(REPO / "config" / "fastdds_large_messages.xml").getroot()
+    root = ElementTree.parse(REPO / PROFILE).getroot()
     transports = {
         t.findtext("dds:transport_id", namespaces=namespace): t
         for t in root.iterfind(".//dds:transport_descriptor", namespace)
     }
     kinds = {t.findtext("dds:type", namespaces=namespace): t for t in transports.values()}
-    assert int(kinds["SHM"].findtext("dds:segment_size", namespaces=namespace)) == 32 * 1024 * 1024
+    for field in ("segment_size", "maxMessageSize"):  # the size the node warns about (transport_limit.py)
+        assert int(kinds["SHM"].findtext(f"dds:{field}", namespaces=namespace)) == SEGMENT_BYTES == 32 * 1024 * 1024
     allowed = [i.get("name") for i in kinds["UDPv4"].iterfind(".//dds:allowlist/dds:interface", namespace)]
     assert allowed == ["lo"]
     participant = root.find(".//dds:participant", namespace)
