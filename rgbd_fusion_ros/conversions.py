@@ -76,8 +76,10 @@ def check_image_layout(msg, allowed: tuple[str, ...] | None = None) -> tuple[np.
 
 
 def check_messages(image, camera_info, mask=None, depth=None) -> None:
-    """Cheap checks of matched input messages before any pixel is decoded (the node runs them before a frame
-    may take the worker's slot): encodings, sizes, steps, data lengths, and the camera_info intrinsics.
+    """Cheap checks of matched input messages (the node runs them before a frame may take the worker's slot):
+    encodings, sizes, steps, data lengths, the camera_info intrinsics, and that a depth image holds at least one
+    valid depth (the only check that reads pixels: one vectorised pass, so a flood of unusable depth images cannot
+    displace a good frame either).
 
     Raises ``ValueError`` prefixed by the message it is about, as ``frame_from_messages`` does.
     """
@@ -95,12 +97,12 @@ def check_messages(image, camera_info, mask=None, depth=None) -> None:
         _read("image", lambda msg, _: check_image_layout(msg, COLOR_ENCODINGS), image, None)
         shape = (int(image.height), int(image.width))
     _read("camera_info", camera_info_to_K, camera_info, shape)
-    for what, msg, encodings in (("mask", mask, MASK_ENCODINGS), ("depth", depth, DEPTH_ENCODINGS)):
-        if msg is None:
-            continue
-        _read(what, lambda m, _, encodings=encodings: check_image_layout(m, encodings), msg, None)
-        if shape is not None and (int(msg.height), int(msg.width)) != shape:
-            raise ValueError(f"{what}: {what} is {msg.width}x{msg.height} but the image is {shape[1]}x{shape[0]}")
+    if mask is not None:
+        _read("mask", lambda m, _: check_image_layout(m, MASK_ENCODINGS), mask, None)
+        if shape is not None and (int(mask.height), int(mask.width)) != shape:
+            raise ValueError(f"mask: mask is {mask.width}x{mask.height} but the image is {shape[1]}x{shape[0]}")
+    if depth is not None:
+        _read("depth", depth_to_metres, depth, shape)
 
 
 def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:

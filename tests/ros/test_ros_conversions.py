@@ -225,7 +225,7 @@ def test_implausible_intrinsics_are_refused_naming_the_entry(entry, value, probl
 
 
 def test_cheap_message_checks_catch_what_decoding_would():
-    """check_messages (run by the node before a frame may take the worker's slot) refuses without decoding."""
+    """check_messages (run by the node before a frame may take the worker's slot) refuses what decoding would."""
     image = raw_image("rgb8", SAMPLE_PIXELS["rgb8"])  # 7x5 (width x height)
     info = camera_info_message(BAG_TYPES, header(), np.array([[8.0, 0, 3.0], [0, 8.0, 2.0], [0, 0, 1]]), 7, 5)
     check_messages(image, info, raw_image("mono8", np.zeros((5, 7), np.uint8)))
@@ -235,6 +235,7 @@ def test_cheap_message_checks_catch_what_decoding_would():
         ((dataclasses.replace(image, data=image.data[:-1]), info), "image: image data has"),
         ((image, info, raw_image("mono8", np.zeros((3, 3), np.uint8))), "mask: mask is 3x3 but the image is 7x5"),
         ((image, info, None, raw_image("rgb8", SAMPLE_PIXELS["rgb8"])), "depth: unsupported image encoding"),
+        ((image, info, None, raw_image("16UC1", np.full((5, 7), 65535, np.uint16))), "depth: .* has no valid pixel"),
     ]
     for arguments, problem in cases:
         with pytest.raises(ValueError, match=problem) as raised:

@@ -255,13 +255,14 @@ def test_bad_frames_never_displace_a_good_frame_waiting_for_the_worker(graph):
         busy, good = 300 + 10 * round_, 301 + 10 * round_
         send_frame(probe, busy)  # taken by the worker at once
         send_frame(probe, good)  # waits in the slot while ``busy`` is inferred
-        for bad in (good + 1, good + 2):
-            send_frame(probe, bad, encoding="yuv422")
+        send_frame(probe, good + 1, encoding="yuv422")
+        send_frame(probe, good + 2, depth=np.full((HEIGHT, WIDTH), 65535, np.uint16))  # no valid depth
         waiting.append(good)
         probe.spin_until(lambda good=good: probe.with_stamp("/depth/image", good, 0), ANSWER_TIMEOUT_S / 3)
     answered = [sec for sec in waiting if probe.with_stamp("/depth/image", sec, 0)]
     assert answered == waiting, f"good frames displaced by bad ones: {sorted(set(waiting) - set(answered))}"
     assert "skipping frame: image: unsupported image encoding 'yuv422'" in log.read_text()
+    assert "skipping frame: depth: depth image (16UC1) has no valid pixel" in log.read_text()
     assert process.poll() is None
 
 
