@@ -102,6 +102,8 @@ def open_bag(path: str | Path):
             f"cannot read bag {path}: it has no metadata.yaml (an interrupted recording? `ros2 bag reindex` "
             "rebuilds it; or not a rosbag2 folder)"
         )
+    if path.is_dir():
+        check_metadata(path / "metadata.yaml")
     try:
         reader = Reader(path)
         reader.open()
@@ -116,6 +118,23 @@ def open_bag(path: str | Path):
             f"{error}); a truncated or corrupt bag may need `ros2 bag reindex` or re-recording"
         ) from None
     return reader
+
+
+def check_metadata(metadata: Path) -> None:
+    """A bag's metadata.yaml must be YAML holding a ``rosbag2_bagfile_information`` mapping; else RuntimeError
+    naming the file and what is wrong (the reader itself fails there with a bare TypeError or KeyError)."""
+    import yaml
+
+    try:
+        content = yaml.safe_load(metadata.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problem = " ".join(str(error).split())
+        raise RuntimeError(f"cannot read bag metadata {metadata}: not valid YAML ({problem})") from None
+    if not isinstance(content, dict) or not isinstance(content.get("rosbag2_bagfile_information"), dict):
+        raise RuntimeError(
+            f"cannot read bag metadata {metadata}: expected a rosbag2_bagfile_information mapping, found "
+            f"{'an empty file' if content is None else type(content).__name__} (`ros2 bag reindex` rebuilds it)"
+        )
 
 
 def describe_topics(reader) -> str:

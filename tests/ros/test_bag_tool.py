@@ -325,6 +325,11 @@ def test_nothing_processable_fails_and_writes_nothing(tmp_path, pipeline):
     [
         ("truncate", r"cannot read bag .*in.*truncated or corrupt"),
         ("no_metadata", r"has no metadata.yaml"),
+        (
+            "empty_metadata",
+            r"metadata .*in/metadata.yaml: expected a rosbag2_bagfile_information mapping, found an empty",
+        ),
+        ("metadata_not_yaml", r"metadata .*in/metadata.yaml: not valid YAML"),
         ("header", r"cannot read bag .*in: the storage file .*in/in.mcap is corrupt \(UnicodeDecodeError"),
     ],
 )
@@ -338,6 +343,10 @@ def test_damaged_bag_gives_a_clear_error(tmp_path, pipeline, damage, message):
         data = bytearray(storage_file.read_bytes())
         data[21:25] = b"\xff" * 4
         storage_file.write_bytes(bytes(data))
+    elif damage == "empty_metadata":  # was "the storage file ... is corrupt (TypeError: 'NoneType' object ...)"
+        (bag / "metadata.yaml").write_text("")
+    elif damage == "metadata_not_yaml":
+        (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: [unclosed")
     else:
         (bag / "metadata.yaml").unlink()
     with pytest.raises(RuntimeError, match=message):
