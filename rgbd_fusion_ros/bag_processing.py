@@ -393,7 +393,7 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
             raise RuntimeError("no frame could be processed, nothing written:\n" + "\n".join(summary.lines()))
         if summary.damaged() and not job.allow_partial:
             raise RuntimeError(
-                f"the bag is damaged: {summary.frames_lost()} frame(s) lost, nothing written (--allow-partial "
+                f"the bag {job.input} is damaged: {summary.frames_lost()} frame(s) lost, nothing written (--allow-partial "
                 f"writes the {summary.processed} processed):\n" + "\n".join(summary.lines())
             )
         summary.written = writer.written  # the same Counter: complete once the writer has closed
