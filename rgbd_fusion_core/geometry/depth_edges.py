@@ -21,22 +21,24 @@ WINDOW = 7
 
 def remove_flying_pixels(depth_m: np.ndarray, max_step_m: float, rings: int = 16) -> np.ndarray:
     """depth_m: (H, W) float metres, NaN = no person. Returns a copy with silhouette pixels that sit more than
-    ``max_step_m`` behind the local mean (7x7, person pixels only) removed (NaN), repeated up to ``rings`` times."""
+    ``max_step_m`` behind the local mean (7x7, person pixels only) removed (NaN), repeated up to ``rings`` times.
+    Works inside the person's bounding box grown by the window (what lies beyond holds no person pixel)."""
     depth = np.array(depth_m, dtype=np.float32, copy=True)
-    if max_step_m <= 0:
+    ys, xs = np.nonzero(np.isfinite(depth))
+    if max_step_m <= 0 or ys.size == 0:
         return depth
+    pad = WINDOW // 2 + 1
+    box = depth[max(ys.min() - pad, 0) : ys.max() + pad + 1, max(xs.min() - pad, 0) : xs.max() + pad + 1]
     for _ in range(rings):
-        valid = np.isfinite(depth)
-        if not valid.any():
-            break
+        valid = np.isfinite(box)
         interior = cv2.erode(valid.astype(np.uint8), NEIGHBOURHOOD, borderValue=1).astype(bool)
         boundary = valid & ~interior
-        total = cv2.boxFilter(np.where(valid, depth, 0).astype(np.float32), -1, (WINDOW, WINDOW), normalize=False)
+        total = cv2.boxFilter(np.where(valid, box, 0).astype(np.float32), -1, (WINDOW, WINDOW), normalize=False)
         count = cv2.boxFilter(valid.astype(np.float32), -1, (WINDOW, WINDOW), normalize=False)
-        flying = boundary & (depth - total / np.maximum(count, 1) > max_step_m)
+        flying = boundary & (box - total / np.maximum(count, 1) > max_step_m)
         if not flying.any():
             break
-        depth[flying] = np.nan
+        box[flying] = np.nan  # a view: writes into depth
     return depth
 
 
