@@ -38,7 +38,9 @@ setup(
     package_data={
         "rgbd_fusion_core": [
             "presets/*.yaml",
-            "weights/*",
+            "weights/*.safetensors",
+            "weights/*.json",
+            "weights/int8/*",
             "demo_frames/*.json",
             "demo_frames/meta/*.json",
             "demo_frames/*/*/*.png",

@@ -393,8 +393,8 @@ def process_bag(job: BagJob, pipeline) -> BagSummary:
             raise RuntimeError("no frame could be processed, nothing written:\n" + "\n".join(summary.lines()))
         if summary.damaged() and not job.allow_partial:
             raise RuntimeError(
-                f"the bag {job.input} is damaged: {summary.frames_lost()} frame(s) lost, nothing written (--allow-partial "
-                f"writes the {summary.processed} processed):\n" + "\n".join(summary.lines())
+                f"the bag {job.input} is damaged: {summary.frames_lost()} frame(s) lost, nothing written "
+                f"(--allow-partial writes the {summary.processed} processed):\n" + "\n".join(summary.lines())
             )
         summary.written = writer.written  # the same Counter: complete once the writer has closed
         summary.read_s, summary.infer_s = read.busy_s, run.infer_s

@@ -17,6 +17,7 @@ from torch import nn
 
 from rgbd_fusion_core.config import StageConfig, to_dict
 from rgbd_fusion_core.export.onnx_export import DEFAULT_OPSET, export_stages
+from rgbd_fusion_core.models.checkpoint import weights_sha256
 from rgbd_fusion_core.runtime.graph_contract import ExportedStage, ExportError, load_exported_stage
 
 # Bumped when the exported graph changes for the same weights (2: the space-to-depth input as a one-hot strided
@@ -37,10 +38,7 @@ def model_fingerprint(config: StageConfig, module: nn.Module, opset: int) -> str
     digest = hashlib.sha256()
     digest.update(json.dumps(to_dict(config), sort_keys=True).encode())
     digest.update(f"opset={opset} torch={torch.__version__} graph={GRAPH_REVISION}".encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        tensor = tensor.detach().float().cpu().contiguous()
-        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes())
+    digest.update(weights_sha256(module).encode())
     return digest.hexdigest()[:24]
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from rgbd_fusion_core.config import StageConfig, to_dict
 from rgbd_fusion_core.io.atomic import atomic_path, write_text_atomic
 from rgbd_fusion_core.io.hashing import sha256_file
+from rgbd_fusion_core.models.checkpoint import weights_sha256
 from rgbd_fusion_core.runtime.graph_contract import (
     FORMAT,
     INPUT_NAMES,
@@ -135,6 +136,7 @@ def export_stages(
             "inputs": {name: shape for name, shape in stage_shapes(config).items() if name in INPUT_NAMES},
             "outputs": {OUTPUT_NAME: stage_shapes(config)[OUTPUT_NAME]},
             "source": str(source),
+            "weights_sha256": weights_sha256(module),
         }
         if verify:
             error = onnx_parity_error(module, config, onnx_path)

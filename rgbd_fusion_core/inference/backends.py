@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rgbd_fusion_core.config import StageConfig
+from rgbd_fusion_core.models.checkpoint import weights_sha256
 from rgbd_fusion_core.runtime import BACKENDS, Denoiser
 from rgbd_fusion_core.runtime.graph_contract import METADATA, ExportError, load_exported_stage
 
@@ -89,6 +90,11 @@ def stage_onnx(stage_config: StageConfig, module: nn.Module | None, source: str 
         exported = load_exported_stage(source, stage_config.stage)
         if exported.config != stage_config:
             raise ExportError(f"{source}: its stage-{stage_config.stage} config differs from the model being run")
+        if module is not None and exported.weights_sha256 not in (None, weights_sha256(module)):
+            raise ExportError(
+                f"{source}: its stage-{stage_config.stage} ONNX was exported from other weights than the model being "
+                "run (export or quantize again for this model)"
+            )
         return exported.onnx_path
     if module is None:
         raise ValueError("ONNX-based backends need an .onnx file, an export folder or the torch module to export")

@@ -28,7 +28,7 @@ from rgbd_fusion_core.inference.frame_checks import check_frame
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
 from rgbd_fusion_core.inference.targets import Target, targets_in_frame
 from rgbd_fusion_core.models.checkpoint import load_stage_model
-from rgbd_fusion_core.models.model_files import resolve_model_dir
+from rgbd_fusion_core.models.model_files import resolve_model_dir, resolve_onnx_dir
 from rgbd_fusion_core.people.person import PersonFinder
 from rgbd_fusion_core.people.pose_channels import crop_pose_channels
 from rgbd_fusion_core.people.pose_scale import pose_reference_depth
@@ -102,10 +102,12 @@ class Pipeline:
     ) -> Pipeline:
         """Load a model folder (None = the shipped default) on a backend: 'auto' (ONNX Runtime on the CPU when
         installed, else torch), 'torch', 'onnxruntime' or 'tensorrt'. ``onnx``: an export folder (for example
-        int8 from ``rgbd-fusion quantize``) the ONNX-based backends run; its stage configs must match the model."""
+        int8 from ``rgbd-fusion quantize``, or ``"int8"``: the shipped model's) the ONNX-based backends run; it
+        must have been exported from this model's weights."""
         dev = resolve_device(device)
         backend = resolve_backend(backend, dev)
         paths = resolve_model_dir(model)
+        onnx = resolve_onnx_dir(onnx, model)
         stages = []
         for stage, path in zip((1, 2), paths):
             stage_config, module = load_stage_model(path, expected_stage=stage)

@@ -160,7 +160,7 @@ class ModelSource:
     onnx: str = setting(
         "",
         "export folder (rgbd-fusion export, or quantize for int8) the ONNX-based backends run instead of exporting "
-        "the model's weights; empty = export on demand",
+        "the model's weights; int8 = the shipped model's int8 export; empty = export on demand",
         live=False,
     )
 

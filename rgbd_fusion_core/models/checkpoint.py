@@ -7,6 +7,7 @@ so it rebuilds its own denoiser. A *model folder* holds ``stage1.safetensors`` a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -71,6 +72,17 @@ def load_stage_model(path: str | Path, expected_stage: int | None = None) -> tup
     model = build_denoiser(config.model)
     load_state_checked(model, {k: v.float() for k, v in tensors.items()}, str(path))
     return config, model.eval()
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """sha256 (hex) over every weight of ``module`` as float32 (name, shape, bytes, in name order): which weights
+    an export was made from, whatever file or dtype they were loaded from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().float().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_state_checked(model: nn.Module, state: dict, where: str) -> None:

@@ -13,6 +13,7 @@ from rgbd_fusion_core.models.checkpoint import CheckpointError, load_stage_model
 DEFAULT_MODEL_DIR = Path(__file__).parents[1] / "weights"
 STAGE_FILES = ("stage1.safetensors", "stage2.safetensors")
 MANIFEST = "manifest.json"
+SHIPPED_INT8 = "int8"  # the ``onnx`` name of the shipped model's int8 export (DEFAULT_MODEL_DIR / "int8")
 
 
 def verify_manifest(folder: Path) -> None:
@@ -42,6 +43,19 @@ def resolve_model_dir(model: str | Path | None) -> tuple[Path, Path]:
     if model is None or (folder / MANIFEST).exists():
         verify_manifest(folder)
     return paths
+
+
+def resolve_onnx_dir(onnx: str | Path | None, model: str | Path | None) -> str | Path | None:
+    """The export folder an ``onnx`` setting names: ``"int8"`` = the shipped model's int8 export (only with the
+    shipped model), anything else as given."""
+    if str(onnx) != SHIPPED_INT8:
+        return onnx
+    if model is not None:
+        raise ValueError(
+            f"onnx '{SHIPPED_INT8}' is the shipped model's int8 export; for the model {model} run "
+            "`rgbd-fusion quantize --model ...` and pass its output folder"
+        )
+    return DEFAULT_MODEL_DIR / SHIPPED_INT8
 
 
 def write_model_folder(stage1: str | Path, stage2: str | Path, out: str | Path) -> dict:

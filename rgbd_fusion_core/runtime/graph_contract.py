@@ -6,6 +6,7 @@ An *export folder* holds ``stage1.onnx`` and/or ``stage2.onnx`` plus ``export.js
      "stages": {"stage1": {"onnx": "stage1.onnx", "sha256": "...", "config": {StageConfig},
                            "inputs": {"x_t": ["batch", 1, 64, 64], "t": ["batch"], "cond": ["batch", 3, 64, 64]},
                            "outputs": {"prediction": ["batch", C_out, 64, 64]}, "source": "...",
+                           "weights_sha256": "...",
                            "parity_max_abs_error": 1.4e-07}}}
 
 Graph: inputs ``x_t`` (B, C_in, H, W) float32, ``t`` (B,) float32 timestep indices, ``cond`` (B, C_cond, H, W)
@@ -39,6 +40,7 @@ class ExportedStage:
     config: StageConfig
     onnx_path: Path
     sha256: str
+    weights_sha256: str | None = None  # of the weights it was exported from (``models.checkpoint.weights_sha256``)
 
 
 def stage_shapes(config: StageConfig) -> dict[str, list]:
@@ -78,4 +80,4 @@ def load_exported_stage(folder: str | Path, stage: int, check_hash: bool = True)
     if check_hash and sha256_file(onnx_path) != entry["sha256"]:
         raise ExportError(f"{onnx_path}: corrupt or modified (sha256 differs from {METADATA}); export again")
     config = stage_config_from_dict(entry["config"], f"{folder / METADATA}:stage{stage}")
-    return ExportedStage(config, onnx_path, entry["sha256"])
+    return ExportedStage(config, onnx_path, entry["sha256"], entry.get("weights_sha256"))

@@ -107,9 +107,8 @@ def test_wheel_carries_modules_data_share_files_and_entry_points(wheel, source_t
     files = [p.relative_to(source_tree).as_posix() for p in source_tree.rglob("*") if p.is_file()]
     modules = [f for f in files if f.endswith(".py") and f.split("/")[0] in PACKAGES]
     shipped = [f for f in files if f.startswith(tuple(d + "/" for d in PACKAGE_DATA))]
-    assert {"rgbd_fusion_core/weights/stage1.safetensors", "rgbd_fusion_core/weights/stage2.safetensors"} <= set(
-        shipped
-    )
+    weights = ("stage1.safetensors", "stage2.safetensors", "manifest.json", "int8/export.json", "int8/stage1.onnx")
+    assert {f"rgbd_fusion_core/weights/{name}" for name in weights} <= set(shipped)
     assert any(f.startswith("rgbd_fusion_core/presets/") for f in shipped)
     assert any(f.startswith("rgbd_fusion_core/demo_frames/") and f.endswith(".png") for f in shipped)
     missing = sorted(set(modules + shipped) - names)
