@@ -50,132 +50,21 @@ Backends: ``torch`` (eager, channels-last), ``onnxruntime`` (fp32, CPU) and ``on
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import statistics
-import time
 
 import numpy as np
 import torch
 
-from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, bundled_render
+from rgbd_fusion_core.apps.interleaved_timing import MatmulPeak, Workload, run_interleaved, shares
+from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, KnownPeople, bundled_render, people_frame
 from rgbd_fusion_core.evaluation.flops import denoiser_gflop
-from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
+from rgbd_fusion_core.inference.pipeline_io import PipelineConfig
 
 BACKEND_NAMES = ("torch", "onnxruntime", "onnxruntime-int8")
 
 
-# --- the peak ---------------------------------------------------------------------------------------------
-class MatmulPeak:
-    """Best fp32 GFLOP/s of a ``size``-square matrix multiply over ``repeats`` calls, measured on demand."""
-
-    def __init__(self, size: int = 2048, repeats: int = 3):
-        self.size, self.repeats = size, repeats
-        generator = torch.Generator().manual_seed(0)
-        self.a = torch.randn(size, size, generator=generator)
-        self.b = torch.randn(size, size, generator=generator)
-        self.a @ self.b
-        self.samples: list[float] = []
-
-    def measure(self) -> float:
-        best = float("inf")
-        for _ in range(self.repeats):
-            started = time.perf_counter()
-            self.a @ self.b
-            best = min(best, time.perf_counter() - started)
-        gflops = 2 * self.size**3 / best / 1e9
-        self.samples.append(gflops)
-        return gflops
-
-
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """One peak measurement (kept for callers of the old API; the benchmark interleaves ``MatmulPeak``)."""
-    return MatmulPeak(size, repeats).measure()
-
-
-@dataclasses.dataclass
-class Workload:
-    """``call()`` runs the work once and may return a Pipeline result (its timings are collected); ``gflop``:
-    the work of one call (None: no share of peak); ``iters``: calls per round (the round's median is kept)."""
-
-    call: object
-    gflop: float | None
-    iters: int = 1
-    ms: list = dataclasses.field(default_factory=list)  # per round: median ms of the round's calls
-    peaks: list = dataclasses.field(default_factory=list)  # per round: the higher of the two neighbouring peaks
-    steps: list = dataclasses.field(default_factory=list)  # per call: the Pipeline's timings_ms
-    people_found: int | None = None
-
-
-def run_interleaved(workloads: dict[str, Workload], peak: MatmulPeak, rounds: int) -> None:
-    """peak, w1, peak, w2, peak, ... for ``rounds`` rounds (after one untimed warm-up call of each)."""
-    for workload in workloads.values():
-        workload.call()
-    before = peak.measure()
-    for _ in range(rounds):
-        for workload in workloads.values():
-            times = []
-            for _ in range(workload.iters):
-                started = time.perf_counter()
-                result = workload.call()
-                times.append(1000 * (time.perf_counter() - started))
-                if hasattr(result, "timings_ms"):
-                    workload.steps.append(dict(result.timings_ms))
-                    workload.people_found = result.people_found
-            after = peak.measure()
-            workload.ms.append(statistics.median(times))
-            workload.peaks.append(max(before, after))
-            before = after
-
-
-def shares(gflop: float, ms: list[float], peaks: list[float]) -> tuple[float, float]:
-    """(min, median) over rounds of the share of the neighbouring peak achieved doing ``gflop`` in ``ms``."""
-    per_round = [gflop / (m / 1000) / p for m, p in zip(ms, peaks)]
-    return min(per_round), statistics.median(per_round)
-
-
 # --- frames -----------------------------------------------------------------------------------------------
-def people_frame(renders, people: int, shape=FRAME_SHAPE) -> tuple[Frame, list[np.ndarray]]:
-    """A grey frame of ``shape`` with ``people`` renders (``apps.scenes.Render``, cut to their person and scaled
-    to fill a third of the frame's width each) side by side; returns the frame (K: 60 degree horizontal field of
-    view: the scaling leaves the renders' own K behind) and each pasted person's full-frame mask."""
-    import cv2
-
-    height, width = shape
-    rgb = np.full((height, width, 3), GREY, np.uint8)
-    masks = []
-    tile = width // people
-    for k in range(people):
-        render, mask = renders[k % len(renders)].rgb, renders[k % len(renders)].mask
-        ys, xs = np.nonzero(mask)
-        y0, y1 = max(ys.min() - 12, 0), min(ys.max() + 13, mask.shape[0])
-        x0, x1 = max(xs.min() - 12, 0), min(xs.max() + 13, mask.shape[1])
-        scale = min(0.92 * height / (y1 - y0), (tile - 8) / (x1 - x0))
-        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-        piece = cv2.resize(render[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
-        piece_mask = cv2.resize(mask[y0:y1, x0:x1].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        oy, ox = (height - size[1]) // 2, k * tile + (tile - size[0]) // 2
-        rgb[oy : oy + size[1], ox : ox + size[0]] = piece
-        full = np.zeros(shape, bool)
-        full[oy : oy + size[1], ox : ox + size[0]] = piece_mask
-        masks.append(full)
-    f = 0.5 * width / np.tan(np.radians(30))
-    K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
-    return Frame(rgb, K), masks
-
-
-class KnownPeople:
-    """A person finder that returns fixed masks (no keypoints): the benchmark without MediaPipe."""
-
-    def __init__(self, masks: list[np.ndarray]):
-        from rgbd_fusion_core.people.person import Person
-
-        self.people = [Person(mask, None, None, 1.0) for mask in masks]
-
-    def find(self, rgb: np.ndarray) -> list:
-        return list(self.people)
-
-
 def make_finder(kind: str, masks: list[np.ndarray], max_people: int):
     """("mediapipe-tracking" | "masks", finder); MediaPipe falls back to the known masks when not installed."""
     if kind == "mediapipe":
@@ -420,16 +309,3 @@ def count_batches(stages: dict, cfg: PipelineConfig, scene, finder: str, pipelin
         "denoiser_calls": {f"stage{s}": len(c.batches) for s, c in counted.items()},
         "batch_sizes": {f"stage{s}": c.batches for s, c in counted.items()},
     }
-
-
-def bundled_frames(limit: int = 4) -> list[Frame]:
-    """The bundled 256x256 renders as frames (kept for other callers)."""
-    from rgbd_fusion_core.apps.demo_run import BUNDLED_FRAMES
-    from rgbd_fusion_core.data.format import read_index
-    from rgbd_fusion_core.io.imageio import read_rgb
-
-    index = read_index(BUNDLED_FRAMES)
-    return [
-        Frame(read_rgb(BUNDLED_FRAMES / s.files[256]["rgb"]), np.asarray(s.K[256], dtype=np.float64))
-        for s in index.samples[:limit]
-    ]

@@ -1,8 +1,9 @@
 """Camera frames with known people, built from the bundled renders: for the benchmark and the tests.
 
-A bundled render is a 256x256 crop of a synthetic person with its true depth and intrinsics; ``paste_people``
+A bundled render is a 256x256 crop of a synthetic person with its true depth and intrinsics. ``paste_people``
 puts the person pixels of several renders into one grey camera frame at given places, so where everyone is, and
-how far, is known pixel for pixel.
+how far, is known pixel for pixel; ``people_frame`` scales each person to fill a share of the frame (the
+benchmark's frames: only the masks stay known). ``KnownPeople`` is a person finder that returns given masks.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from rgbd_fusion_core.inference.pipeline_io import Frame
 
 FRAME_SHAPE = (480, 640)  # (height, width) of a VGA camera frame
 GREY = 118  # background level of a pasted frame
@@ -61,3 +64,44 @@ def paste_people(renders: list[Render], corners: list[tuple[int, int]], shape=FR
     K[0, 2] += corners[0][0]
     K[1, 2] += corners[0][1]
     return rgb, depth, K, masks
+
+
+def people_frame(renders, people: int, shape=FRAME_SHAPE) -> tuple[Frame, list[np.ndarray]]:
+    """A grey frame of ``shape`` with ``people`` renders (``apps.scenes.Render``, cut to their person and scaled
+    to fill a third of the frame's width each) side by side; returns the frame (K: 60 degree horizontal field of
+    view: the scaling leaves the renders' own K behind) and each pasted person's full-frame mask."""
+    import cv2
+
+    height, width = shape
+    rgb = np.full((height, width, 3), GREY, np.uint8)
+    masks = []
+    tile = width // people
+    for k in range(people):
+        render, mask = renders[k % len(renders)].rgb, renders[k % len(renders)].mask
+        ys, xs = np.nonzero(mask)
+        y0, y1 = max(ys.min() - 12, 0), min(ys.max() + 13, mask.shape[0])
+        x0, x1 = max(xs.min() - 12, 0), min(xs.max() + 13, mask.shape[1])
+        scale = min(0.92 * height / (y1 - y0), (tile - 8) / (x1 - x0))
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        piece = cv2.resize(render[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
+        piece_mask = cv2.resize(mask[y0:y1, x0:x1].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        oy, ox = (height - size[1]) // 2, k * tile + (tile - size[0]) // 2
+        rgb[oy : oy + size[1], ox : ox + size[0]] = piece
+        full = np.zeros(shape, bool)
+        full[oy : oy + size[1], ox : ox + size[0]] = piece_mask
+        masks.append(full)
+    f = 0.5 * width / np.tan(np.radians(30))
+    K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+    return Frame(rgb, K), masks
+
+
+class KnownPeople:
+    """A person finder that returns fixed masks (no keypoints): the benchmark without MediaPipe."""
+
+    def __init__(self, masks: list[np.ndarray]):
+        from rgbd_fusion_core.people.person import Person
+
+        self.people = [Person(mask, None, None, 1.0) for mask in masks]
+
+    def find(self, rgb: np.ndarray) -> list:
+        return list(self.people)
