@@ -34,7 +34,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "ros")]
 from ros_graph import (  # noqa: E402
     Probe,
     fresh_diagnostics,
-    person_like_image,
+    person_depth_m,
+    person_frame_messages,
     pinhole,
     ros_environment,
     start_node,
@@ -53,11 +53,8 @@ from ros_graph import (  # noqa: E402
     wait_for_log,
 )
 
-from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
-
 HEIGHT, WIDTH = 240, 320
 K_GOOD = pinhole(280.0, 280.0, 160.0, 120.0)
-PERSON_M, WALL_M = 2.0, 4.0
 BAD_PERIOD_S = 0.025
 BIG = 2**32 - 1
 NODE_COUNTS = ("published", "bad_input", "dropped_stale", "dropped_unmatched")  # /diagnostics totals
@@ -219,40 +216,16 @@ def kinds() -> list[Kind]:
         Kind(
             "depth 32FC1 flagged big-endian",
             "depth",
-            both(pixels("/depth", depth_m(), "32FC1"), fields("/depth", is_bigendian=1)),
+            both(pixels("/depth", person_depth_m(HEIGHT, WIDTH), "32FC1"), fields("/depth", is_bigendian=1)),
         ),
         Kind("no depth", "depth", drop("/depth"), unmatched=True),
     ]
     return image + camera_info + header + mask + depth
 
 
-def depth_m() -> np.ndarray:
-    _, person = person_like_image(HEIGHT, WIDTH)
-    return np.where(person, PERSON_M, WALL_M).astype(np.float32)
-
-
-@lru_cache(maxsize=1)
-def good_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """rgb, mono8 mask and 16UC1 depth (a person at 2 m before a wall at 4 m) of every good set."""
-    rgb, person = person_like_image(HEIGHT, WIDTH)
-    return rgb, person.astype(np.uint8) * 255, (depth_m() * 1000).astype(np.uint16)
-
-
 def good_set(types, sec: int, mask_and_depth: bool) -> dict:
     """{topic: message} of one good frame stamped (sec, 0); every message has a header of its own."""
-    rgb, mask, depth = good_arrays()
-
-    def header():
-        return make_header(types, sec, 0, "cam")
-
-    messages = {
-        "/camera_info": camera_info_message(types, header(), K_GOOD, WIDTH, HEIGHT),
-        "/image": image_message(types, header(), rgb, "rgb8"),
-    }
-    if mask_and_depth:
-        messages["/mask"] = image_message(types, header(), mask, "mono8")
-        messages["/depth"] = image_message(types, header(), depth, "16UC1")
-    return messages
+    return person_frame_messages(types, sec, K_GOOD, HEIGHT, WIDTH, mask_and_depth=mask_and_depth)
 
 
 def stamp_of(msg) -> int:

@@ -92,6 +92,48 @@ def person_like_image(height: int, width: int, seed: int = 0) -> tuple[np.ndarra
     return rgb, mask
 
 
+PERSON_DEPTH_M, BACKGROUND_DEPTH_M = 2.0, 4.0  # the person-like frame's depth: a person in front of a wall
+
+
+def person_depth_m(height: int, width: int) -> np.ndarray:
+    """(H, W) float32 metres of ``person_like_image``'s scene: the person at 2 m, the wall behind at 4 m."""
+    _, person = person_like_image(height, width)
+    return np.where(person, PERSON_DEPTH_M, BACKGROUND_DEPTH_M).astype(np.float32)
+
+
+def person_frame_messages(
+    types,
+    sec: int,
+    K,
+    height: int,
+    width: int,
+    *,
+    mask_and_depth: bool = True,
+    mask=None,
+    depth=None,
+    depth_encoding: str = "16UC1",
+    encoding: str = "rgb8",
+) -> dict:
+    """{topic: message} of one input frame stamped (sec, 0), each message with a header of its own: camera_info
+    (K), and, when ``mask_and_depth``, the mask and depth (defaults: the person's mask, ``person_depth_m`` as
+    ``depth_encoding`` 16UC1 millimetres or 32FC1 metres), then the person-like image (claimed ``encoding``, the
+    pixels stay rgb8)."""
+    from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header
+
+    rgb, person = person_like_image(height, width)
+    messages = {"/camera_info": camera_info_message(types, make_header(types, sec, 0, "cam"), K, width, height)}
+    if mask_and_depth:
+        if mask is None:
+            mask = person.astype(np.uint8) * 255
+        if depth is None:
+            metres = person_depth_m(height, width)
+            depth = (metres * 1000).astype(np.uint16) if depth_encoding == "16UC1" else metres
+        messages["/mask"] = image_message(types, make_header(types, sec, 0, "cam"), mask, "mono8")
+        messages["/depth"] = image_message(types, make_header(types, sec, 0, "cam"), depth, depth_encoding)
+    messages["/image"] = image_message(types, make_header(types, sec, 0, "cam"), rgb, encoding)
+    return messages
+
+
 class Probe:
     """An rclpy node in the test process: publishes camera topics, records every message on the watched topics."""
 

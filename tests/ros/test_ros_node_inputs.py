@@ -14,10 +14,11 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from ros_graph import (  # noqa: E402
+    PERSON_DEPTH_M,
     REPO,
     Probe,
     lifecycle_state,
-    person_like_image,
+    person_frame_messages,
     pinhole,
     ros_environment,
     start_node,
@@ -26,12 +27,11 @@ from ros_graph import (  # noqa: E402
 )
 
 from rgbd_fusion_ros.conversions import image_to_array  # noqa: E402
-from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
+from rgbd_fusion_ros.messages import camera_info_message, make_header  # noqa: E402
 
 NODE = "/fusion_with_depth"
 HEIGHT, WIDTH = 240, 320
 K_INPUT = pinhole(280.0, 280.0, 160.0, 120.0)
-PERSON_DEPTH_M, BACKGROUND_DEPTH_M = 2.0, 4.0
 DEPTH_WINDOW_M = 1.0  # the tiny preset's depth space: z_ref +- 0.5 m (+ the threshold band)
 ANSWER_TIMEOUT_S = 30.0
 
@@ -78,19 +78,9 @@ def send_frame(
 
     encoding: the image's claimed encoding (the pixels stay rgb8); K: the camera_info intrinsics."""
     types = probe.types
-    header = make_header(types, sec, 0, "cam")
-    rgb, person = person_like_image(HEIGHT, WIDTH)
-    if mask is None:
-        mask = person.astype(np.uint8) * 255
-    if depth is None:
-        metres = np.where(person, PERSON_DEPTH_M, BACKGROUND_DEPTH_M)
-        depth = (metres * 1000).astype(np.uint16) if depth_encoding == "16UC1" else metres.astype(np.float32)
-    messages = {
-        "/camera_info": camera_info_message(types, header, K, WIDTH, HEIGHT),
-        "/mask": image_message(types, header, mask, "mono8"),
-        "/depth": image_message(types, header, depth, depth_encoding),
-        "/image": image_message(types, header, rgb, encoding),
-    }
+    messages = person_frame_messages(
+        types, sec, K, HEIGHT, WIDTH, mask=mask, depth=depth, depth_encoding=depth_encoding, encoding=encoding
+    )
     for topic, msg in messages.items():
         kind = types.CameraInfo if topic == "/camera_info" else types.Image
         probe.publisher(topic, kind).publish(msg)
