@@ -202,14 +202,14 @@ class Pipeline:
         for j, ((i, target), box) in enumerate(zip(jobs, boxes)):
             frame = frames[i]
             net_high = depth_high[j, 0].numpy()
-            allowed = self._allowed_pixels(target, box, high, cfg.mask_margin_px)
-            if allowed is not None:
-                net_high = np.where(allowed, net_high, -1.0).astype(np.float32)
+            person = self._person_mask(target, box, high)
+            if person is not None:
+                net_high = np.where(grow(person, cfg.mask_margin_px), net_high, -1.0).astype(np.float32)
             if z_refs[j] is None:
                 z_refs[j], sources[j] = self._reference_depth(net_high, K_high[j], target, frame.K)
             depth_m = remove_flying_pixels(space.to_metres(net_high, z_refs[j]), cfg.edge_step_m)
-            if cfg.fill_mask and allowed is not None:
-                depth_m = fill_to_mask(depth_m, self._allowed_pixels(target, box, high, 0))
+            if cfg.fill_mask and person is not None:
+                depth_m = fill_to_mask(depth_m, person)
             low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
             points, pixels = backproject(depth_m, K_high[j])
             uncertainty = None
@@ -308,15 +308,11 @@ class Pipeline:
             return roi_box(target.roi, shape, margin)
         return centre_box(shape)
 
-    def _allowed_pixels(self, target: Target, box, size: int, margin: int) -> np.ndarray | None:
-        """(size, size) bool: where this person may have depth (their mask in the crop, grown by ``margin``
-        pixels); None when no mask limits the output."""
+    def _person_mask(self, target: Target, box, size: int) -> np.ndarray | None:
+        """(size, size) bool: the person's mask in their crop; None when no mask limits the output."""
         if target.mask is None:
             return None
-        mask = resize_nearest(cut(target.mask.astype(np.uint8), box), size)
-        if margin > 0:
-            mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
-        return mask > 0
+        return resize_nearest(cut(target.mask.astype(np.uint8), box), size) > 0
 
     def _pose_channels(self, target: Target, box, size: int) -> np.ndarray:
         """(3, size, size) pose channels of a person in their crop, built as for training (pose_channels.py)."""
@@ -376,6 +372,14 @@ class Pipeline:
         if height_px < 2:
             return cfg.fixed_distance_m, "fixed"  # no person found: nothing to scale by
         return float(K_high[1, 1] * cfg.person_height_m / height_px), "height_prior"
+
+
+def grow(mask: np.ndarray, margin: int) -> np.ndarray:
+    """(H, W) bool mask grown by ``margin`` pixels (elliptical): where a masked person may have depth."""
+    if margin <= 0:
+        return mask
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc) > 0
 
 
 def largest_region_height(mask: np.ndarray) -> int:
