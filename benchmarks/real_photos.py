@@ -3,14 +3,16 @@
     python benchmarks/real_photos.py PHOTO_DIR [--masks MASK_DIR] [--video vtest.avi --frames 30
         --video-crop x,y,w,h --video-start 0 --video-scale 1] [--figure OUT.jpg] [--limit N] [--steps1 S --steps2 S]
 
-Two configurations run on every image: ``old`` = PipelineConfig(person_source="none",
-reference_depth="height_prior") (centre crop, no mask, height prior) and ``new`` = PipelineConfig() (MediaPipe
-person finder, mask-first, pose scale, flying-pixel filter), both with full_frame=True.
+Three configurations run on every image: ``old`` = PipelineConfig(person_source="none",
+reference_depth="height_prior") (centre crop, no mask, height prior), ``new`` = PipelineConfig() (MediaPipe
+person finder, mask-first, pose scale, flying-pixel filter, mask filled from the skeleton) and ``unfilled`` =
+PipelineConfig(fill_mask=False) (the network's own silhouette inside the mask), all with full_frame=True.
 
 Per image and mode:
 - ``iou``, ``precision``: the predicted person pixels (depth_full finite) against the reference mask: the
   hand-drawn ``MASK_DIR/NAME.png`` (nonzero = person) when given, else the union of the finder's masks
-  (``"reference": "finder mask"``; circular for the new mode, which cuts its output to that mask).
+  (``"reference": "finder mask"``; circular for ``new``, which cuts its output to that mask and fills it, and
+  for ``unfilled`` a measure of how much of the mask the network fills).
   ``outside_finder_share``: the share of predicted pixels outside the finder's masks.
 - ``order_agreement``: over pairs of keypoints whose finder 3D depths differ by >= 10 cm (visible keypoints
   inside the person and on predicted depth only), the share whose predicted depths (median of a 7x7 window at
@@ -19,12 +21,14 @@ Per image and mode:
   prominent person (both visible, depth at both); ``shoulder_widths_m``: every person's, ``shoulder_status``: why
   one is missing ("not visible", "no depth": the prediction has no person pixels at a visible shoulder).
 - ``people_found``, ``z_ref``, ``z_ref_source``, ``points``.
-On the video (consecutive frames, optionally cropped around one person and upscaled, the pipeline in video
-mode): the same means, plus ``z_ref_jitter_m`` (median |z_ref(t) - z_ref(t-1)|) and ``depth_jitter_m`` (median
-over frame pairs of the median |depth(t) - depth(t-1)| on pixels predicted as person in both frames).
-The finder is run once per frame (the new pipeline's own calls are recorded) and its people are the reference of
-both modes. ``--figure``: a contact sheet, one row per photo: RGB | old depth | old side view | new depth | new
-side view (side view: the cloud seen from the right, depth to the right, orthographic).
+On the video (``new`` and ``old`` only; consecutive frames, optionally cropped around one person and upscaled, the
+pipeline in video mode): the same means, plus ``z_ref_jitter_m`` (median |z_ref(t) - z_ref(t-1)|) and
+``depth_jitter_m`` (median over frame pairs of the median |depth(t) - depth(t-1)| on pixels predicted as person in
+both frames). The finder is run once per frame (the new pipeline's own calls are recorded) and its people are the
+reference of every mode. The keypoint depth order of ``new`` is partly circular too: filled pixels take the depth
+of the finder's skeleton, whose 3D keypoints are the order's reference. ``--figure``: a contact sheet, one row per
+photo: RGB | old depth | old side view | new depth | new side view (side view: the cloud seen from the right, depth
+to the right, orthographic).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from rgbd_fusion_core.evaluation.keypoint_order import VISIBLE, depth_near, orde
 from rgbd_fusion_core.people.person import LEFT_SHOULDER, RIGHT_SHOULDER
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MODES = ("new", "unfilled", "old")  # new first: its finder call gives the people every mode is scored on
+VIDEO_MODES = ("new", "old")  # one finder call per frame: a tracking finder must see each frame once
 
 
 class RecordingFinder:
@@ -62,6 +68,7 @@ def configs(args) -> dict:
     return {
         "old": PipelineConfig(person_source="none", reference_depth="height_prior", **common),
         "new": PipelineConfig(**common),
+        "unfilled": PipelineConfig(fill_mask=False, **common),
     }
 
 
@@ -251,7 +258,7 @@ def run_video(args, pipelines: dict, finder: RecordingFinder) -> tuple[dict, lis
     seconds = {m: 0.0 for m in pipelines}
     for index, rgb in enumerate(frames):
         results = {}
-        for mode in ("new", "old"):
+        for mode in VIDEO_MODES:
             began = time.perf_counter()
             results[mode] = pipelines[mode](Frame(rgb=rgb, K=K.astype(np.float32)))
             seconds[mode] += time.perf_counter() - began
@@ -274,7 +281,7 @@ def run_video(args, pipelines: dict, finder: RecordingFinder) -> tuple[dict, lis
         "reference": "finder mask",
         "frames_with_finder_people": sum(1 for p in people_per_frame if p),
     }
-    for mode in ("old", "new"):
+    for mode in VIDEO_MODES:
         z = np.array(zrefs[mode])
         dz = np.abs(np.diff(z))
         dz = dz[np.isfinite(dz)]
@@ -324,7 +331,7 @@ def main() -> None:
     cfg = configs(args)
     finder = RecordingFinder(MediaPipeFinder(max_people=cfg["new"].max_people))
     base = Pipeline.from_pretrained(args.model, device=args.device, config=cfg["new"], finder=finder)
-    pipelines = {"old": base.with_config(cfg["old"]), "new": base}
+    pipelines = {"old": base.with_config(cfg["old"]), "new": base, "unfilled": base.with_config(cfg["unfilled"])}
 
     paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if args.limit:
@@ -342,7 +349,7 @@ def main() -> None:
         entry = {"image": path.name, "size": [rgb.shape[1], rgb.shape[0]]}
         entry["reference"] = "hand-drawn" if reference is not None else "finder mask"
         results = {}
-        for mode in ("new", "old"):  # new first: its finder call gives the people both modes are scored on
+        for mode in MODES:
             began = time.perf_counter()
             results[mode] = pipelines[mode](Frame(rgb=rgb, K=K))
             elapsed = time.perf_counter() - began
@@ -359,16 +366,16 @@ def main() -> None:
         "configs": {
             "old": 'PipelineConfig(person_source="none", reference_depth="height_prior", full_frame=True)',
             "new": "PipelineConfig(full_frame=True)",
+            "unfilled": "PipelineConfig(fill_mask=False, full_frame=True)",
         },
         "steps": [args.steps1, args.steps2],
         "intrinsics": "default_intrinsics(w, h) (60 deg horizontal field of view)",
         "reference": "hand-drawn where given, else finder mask" if args.masks else "finder mask",
         "images": per_image,
-        "mean": {mode: mean_of(rows[mode]) for mode in ("old", "new")},
+        "mean": {mode: mean_of(rows[mode]) for mode in MODES},
         # only the images whose reference mask holds a person (IoU against an empty reference is 0 or undefined)
         "mean_images_with_people": {
-            mode: mean_of([r for r, e in zip(rows[mode], per_image) if e["reference_px"] > 0])
-            for mode in ("old", "new")
+            mode: mean_of([r for r, e in zip(rows[mode], per_image) if e["reference_px"] > 0]) for mode in MODES
         },
     }
     if args.video:

@@ -21,8 +21,9 @@ from rgbd_fusion_core.diffusion.samplers import make_sampler, sample
 from rgbd_fusion_core.geometry.camera import backproject, crop_intrinsics
 from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage1_condition, stage2_condition
 from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
-from rgbd_fusion_core.geometry.depth_edges import fill_to_mask, remove_flying_pixels
+from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
+from rgbd_fusion_core.geometry.mask_fill import fill_from_skeleton
 from rgbd_fusion_core.inference.backends import make_backend, resolve_backend
 from rgbd_fusion_core.inference.frame_checks import check_frame
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
@@ -30,7 +31,7 @@ from rgbd_fusion_core.inference.targets import Target, targets_in_frame
 from rgbd_fusion_core.models.checkpoint import load_stage_model
 from rgbd_fusion_core.models.model_files import resolve_model_dir, resolve_onnx_dir
 from rgbd_fusion_core.people.person import PersonFinder
-from rgbd_fusion_core.people.pose_channels import crop_pose_channels
+from rgbd_fusion_core.people.pose_channels import crop_pose_channels, keypoints_to_crop, skeleton_depth
 from rgbd_fusion_core.people.pose_scale import pose_reference_depth
 from rgbd_fusion_core.runtime.device import resolve_device
 
@@ -209,7 +210,7 @@ class Pipeline:
                 z_refs[j], sources[j] = self._reference_depth(net_high, K_high[j], target, frame.K)
             depth_m = remove_flying_pixels(space.to_metres(net_high, z_refs[j]), cfg.edge_step_m)
             if cfg.fill_mask and person is not None:
-                depth_m = fill_to_mask(depth_m, person)
+                depth_m = self._fill_mask(depth_m, person, target, box)
             low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
             points, pixels = backproject(depth_m, K_high[j])
             uncertainty = None
@@ -317,6 +318,14 @@ class Pipeline:
     def _pose_channels(self, target: Target, box, size: int) -> np.ndarray:
         """(3, size, size) pose channels of a person in their crop, built as for training (pose_channels.py)."""
         return crop_pose_channels(target.mask, target.keypoints_2d, target.keypoints_3d, box, size, self.space.scale)
+
+    def _fill_mask(self, depth_m: np.ndarray, person: np.ndarray, target: Target, box) -> np.ndarray:
+        """(size, size) metres with the person's mask (size, size) filled where the network left it empty: from the
+        finder's skeleton when the person has keypoints, else from the neighbouring depths (geometry/mask_fill.py)."""
+        size = person.shape[0]
+        keypoints = None if target.keypoints_2d is None else keypoints_to_crop(target.keypoints_2d, box, size)
+        skeleton, nearer = skeleton_depth(keypoints, target.keypoints_3d, size, self.space.scale)
+        return fill_from_skeleton(depth_m, person, skeleton, -nearer / self.space.scale)
 
     def _person_finder(self) -> PersonFinder:
         """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another). Its

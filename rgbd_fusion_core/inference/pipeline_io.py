@@ -115,9 +115,9 @@ class PipelineConfig:
         value_range=(0.0, 2.0),
     )
     fill_mask: bool = setting(
-        False,
-        "inside a person mask, pixels the network left empty take the depth of the person next to them (the mask "
-        "decides the silhouette; fuller silhouettes, coarser depth at their edges)",
+        True,
+        "inside a person mask, pixels the network left empty are filled (the mask decides the silhouette): at the "
+        "depth of the nearest point of the finder's skeleton, else of the person pixels next to them",
     )
     crop_mode: str = setting(
         "auto", "person crop: auto (mask, else roi, else centre), mask, roi, center", choices=CROP_MODES

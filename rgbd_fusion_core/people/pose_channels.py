@@ -72,19 +72,30 @@ def pose_channels(
     depth_scale: network units per metre (``DepthSpace.scale``).
     """
     out = np.full((POSE_CHANNELS, size, size), -1.0, np.float32)
-    out[2] = 0.0
     if mask is not None:
         out[0] = np.where(mask, 1.0, -1.0)
+    skeleton, out[2] = skeleton_depth(keypoints_2d, keypoints_3d, size, depth_scale)
+    out[1] = np.where(skeleton, 1.0, -1.0)
+    return out
+
+
+def skeleton_depth(
+    keypoints_2d: np.ndarray | None, keypoints_3d: np.ndarray | None, size: int, depth_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The limb segments between keypoints seen (visibility >= 0.5) drawn into a (size, size) image, each piece at
+    its keypoints' interpolated depth relative to their median: ``(z_median - z) * depth_scale`` (nearer is
+    larger), clipped to [-1, 1]. Keypoints as ``pose_channels`` takes them. Returns (skeleton (size, size) bool,
+    depth (size, size) float32, 0 off the skeleton); an empty skeleton without keypoints."""
+    skeleton = np.zeros((size, size), np.uint8)
+    depth = np.zeros((size, size), np.float32)
     if keypoints_2d is None or keypoints_3d is None:
-        return out
+        return skeleton > 0, depth
     seen = (keypoints_2d[:, 2] >= MIN_VISIBILITY) & np.isfinite(keypoints_2d).all(1) & np.isfinite(keypoints_3d).all(1)
     if not seen.any():
-        return out
+        return skeleton > 0, depth
     z = keypoints_3d[:, 2].astype(np.float64)
     relative = np.clip((np.median(z[seen]) - z) * depth_scale, -1.0, 1.0)
     thickness = max(1, round(size / 64))
-    skeleton = np.zeros((size, size), np.uint8)
-    depth = np.zeros((size, size), np.float32)
     shift = 4  # cv2 sub-pixel drawing: coordinates in 1/16 pixel
     for a, b in LIMBS:
         if not (seen[a] and seen[b]):
@@ -96,13 +107,9 @@ def pose_channels(
             value = relative[a] * (1 - (f0 + f1) / 2) + relative[b] * (f0 + f1) / 2
             start = tuple(int(round(c * (1 << shift))) for c in p0)
             end = tuple(int(round(c * (1 << shift))) for c in p1)
-            piece = np.zeros_like(skeleton)
-            cv2.line(piece, start, end, 1, thickness, cv2.LINE_8, shift)
-            skeleton |= piece
-            depth[piece > 0] = value
-    out[1] = np.where(skeleton > 0, 1.0, -1.0)
-    out[2] = np.where(skeleton > 0, depth, 0.0)
-    return out
+            cv2.line(skeleton, start, end, 1, thickness, cv2.LINE_8, shift)
+            cv2.line(depth, start, end, float(value), thickness, cv2.LINE_8, shift)  # a later piece overwrites
+    return skeleton > 0, depth
 
 
 def keypoints_to_crop(keypoints_2d: np.ndarray, box: tuple[int, int, int], size: int) -> np.ndarray:

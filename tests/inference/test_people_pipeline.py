@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, Render, bundled_render, paste_people
-from rgbd_fusion_core.geometry.depth_edges import behind_share, fill_to_mask, remove_flying_pixels
+from rgbd_fusion_core.geometry.depth_edges import behind_share, remove_flying_pixels
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 
@@ -106,23 +106,11 @@ def test_flying_pixel_filter_peels_a_trailing_ramp_but_keeps_interior_steps():
     np.testing.assert_array_equal(remove_flying_pixels(depth, 0.0)[np.isfinite(depth)], depth[np.isfinite(depth)])
 
 
-def test_fill_to_mask_grows_the_person_over_its_mask_from_the_nearest_depths():
-    depth = np.full((30, 30), np.nan, np.float32)
-    depth[10:20, 10:15], depth[10:20, 15:20] = 1.0, 2.0
-    mask = np.zeros((30, 30), bool)
-    mask[5:25, 5:25] = True
-    filled = fill_to_mask(depth, mask)
-    assert np.isfinite(filled[mask]).all() and np.isnan(filled[~mask]).all()
-    np.testing.assert_array_equal(filled[10:20, 10:20], depth[10:20, 10:20])  # predicted depth kept
-    assert filled[15, 5] == 1.0 and filled[15, 24] == 2.0  # each side continues its nearest body depth
-    assert np.isnan(fill_to_mask(np.full((8, 8), np.nan, np.float32), np.ones((8, 8), bool))).all()
-
-
 def test_fill_mask_makes_the_given_mask_the_silhouette(pipeline):
     rgb, depth, K = paste([bundled_render(4)], [192])
     mask = depth > 0
-    plain = pipeline(Frame(rgb, K, mask=mask))
-    filled = pipeline.with_config(dataclasses.replace(pipeline.config, fill_mask=True))(Frame(rgb, K, mask=mask))
+    plain = pipeline.with_config(dataclasses.replace(pipeline.config, fill_mask=False))(Frame(rgb, K, mask=mask))
+    filled = pipeline(Frame(rgb, K, mask=mask))  # fill_mask is on by default
     covered = [np.isfinite(r.depth_full)[mask].mean() for r in (plain, filled)]
     assert covered[1] > 0.97 and covered[1] > covered[0], covered
     inside = np.isfinite(filled.depth_full)
