@@ -157,12 +157,28 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "flying_pixels_wrong_side",
         "rgbd_fusion_core/geometry/depth_edges.py",
-        "flying = boundary & (depth - total / np.maximum(count, 1) > max_step_m)",
-        "flying = boundary & (total / np.maximum(count, 1) - depth > max_step_m)",
+        "flying = boundary & (box - total / np.maximum(count, 1) > max_step_m)",
+        "flying = boundary & (total / np.maximum(count, 1) - box > max_step_m)",
         "flying-pixel filter dropping edge pixels in front of the local mean instead of behind it",
         (
             "tests/inference/test_people_pipeline.py::test_flying_pixel_filter_peels_a_trailing_ramp_but_keeps_interior_steps",
         ),
+    ),
+    Mutation(
+        "skeleton_fill_depth_sign",
+        "rgbd_fusion_core/inference/pipeline.py",
+        "return fill_from_skeleton(depth_m, person, skeleton, -nearer / self.space.scale)",
+        "return fill_from_skeleton(depth_m, person, skeleton, nearer / self.space.scale)",
+        "mask fill taking the skeleton's depths the wrong way round (a hand reaching forward filled behind the body)",
+        ("tests/inference/test_people_pipeline.py::test_fill_mask_follows_the_skeleton_of_an_arm_the_network_missed",),
+    ),
+    Mutation(
+        "skeleton_fill_not_aligned",
+        "rgbd_fusion_core/geometry/mask_fill.py",
+        "depth[holes] = offset + nearest[holes]",
+        "depth[holes] = np.median(depth[known]) + nearest[holes]",
+        "mask fill placing the skeleton at the person's median depth instead of aligning it to the predicted pixels",
+        ("tests/geometry/test_mask_fill.py",),
     ),
     Mutation(
         "pose_scale_fx_for_y",

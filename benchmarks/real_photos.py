@@ -10,7 +10,8 @@ PipelineConfig(fill_mask=False) (the network's own silhouette inside the mask), 
 
 Per image and mode:
 - ``iou``, ``precision``: the predicted person pixels (depth_full finite) against the reference mask: the
-  hand-drawn ``MASK_DIR/NAME.png`` (nonzero = person) when given, else the union of the finder's masks
+  hand-drawn ``MASK_DIR/NAME.png`` (nonzero = person) or ``MASK_DIR/NAME.json`` (polygons, as in
+  benchmarks/hand_masks/) when given, else the union of the finder's masks
   (``"reference": "finder mask"``; circular for ``new``, which cuts its output to that mask and fills it, and
   for ``unfilled`` a measure of how much of the mask the network fills).
   ``outside_finder_share``: the share of predicted pixels outside the finder's masks.
@@ -70,6 +71,28 @@ def configs(args) -> dict:
         "new": PipelineConfig(**common),
         "unfilled": PipelineConfig(fill_mask=False, **common),
     }
+
+
+def read_reference_mask(folder: Path, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The hand-drawn person mask (H, W) bool of photo ``stem``: ``folder/stem.png`` (nonzero = person) or
+    ``folder/stem.json`` (polygons: the union of ``person`` minus the union of ``not_person``, pixel coordinates
+    of a photo of ``size`` [width, height]); None when neither exists."""
+    png, polygons = folder / f"{stem}.png", folder / f"{stem}.json"
+    if png.exists():
+        mask = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+        if mask is None or mask.shape != shape:
+            raise ValueError(f"{png}: not a readable {shape[1]}x{shape[0]} mask image")
+        return mask > 0
+    if not polygons.exists():
+        return None
+    drawing = json.loads(polygons.read_text())
+    if list(drawing.get("size", [])) != [shape[1], shape[0]]:
+        raise ValueError(f"{polygons}: size {drawing.get('size')} is not the photo's {[shape[1], shape[0]]}")
+    mask = np.zeros(shape, np.uint8)
+    for key, value in (("person", 1), ("not_person", 0)):
+        for polygon in drawing.get(key, []):
+            cv2.fillPoly(mask, [np.round(np.asarray(polygon, np.float64)).astype(np.int32)], value)
+    return mask > 0
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -307,7 +330,7 @@ def main() -> None:
 
     defaults = PipelineConfig()
     parser.add_argument("photos", type=Path, help="folder of photos (png/jpg)")
-    parser.add_argument("--masks", type=Path, default=None, help="reference masks NAME.png (nonzero = person)")
+    parser.add_argument("--masks", type=Path, default=None, help="hand-drawn masks NAME.png or NAME.json")
     parser.add_argument("--video", default=None, help="a video file; its frames run in video mode")
     parser.add_argument("--frames", type=int, default=30, help="consecutive video frames")
     parser.add_argument("--video-start", type=int, default=0, help="first video frame")
@@ -341,11 +364,7 @@ def main() -> None:
     for path in paths:
         rgb = read_rgb(path)
         K = default_intrinsics(rgb.shape[1], rgb.shape[0])
-        reference = None
-        if args.masks is not None:
-            mask_path = args.masks / f"{path.stem}.png"
-            if mask_path.exists():
-                reference = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 0
+        reference = read_reference_mask(args.masks, path.stem, rgb.shape[:2]) if args.masks is not None else None
         entry = {"image": path.name, "size": [rgb.shape[1], rgb.shape[0]]}
         entry["reference"] = "hand-drawn" if reference is not None else "finder mask"
         results = {}

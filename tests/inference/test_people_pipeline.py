@@ -13,6 +13,8 @@ from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, Render, bundled_rend
 from rgbd_fusion_core.geometry.depth_edges import behind_share, remove_flying_pixels
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
+from rgbd_fusion_core.inference.targets import Target
+from rgbd_fusion_core.people.person import LEFT_ELBOW, LEFT_SHOULDER, LEFT_WRIST, NUM_KEYPOINTS
 
 
 def paste(renders: list[Render], xs: list[int], y: int = 112):
@@ -91,6 +93,23 @@ def test_a_given_mask_limits_the_output(pipeline):
     assert result.person_source == "mask" and predicted.sum() > 500
     margin = pipeline.config.mask_margin_px * result.crop_box[2] / 256 + 2
     assert predicted[:, int(320 + margin) :].sum() == 0
+
+
+def test_fill_mask_follows_the_skeleton_of_an_arm_the_network_missed(pipeline):
+    """The Pipeline's wiring of the skeleton fill: keypoints moved into the crop, nearer keypoints filled nearer."""
+    keypoints_2d = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    keypoints_3d = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    for index, x, z in ((LEFT_SHOULDER, 116, 0.4), (LEFT_ELBOW, 164, 0.2), (LEFT_WRIST, 212, 0.0)):
+        keypoints_2d[index] = (x, 164, 1.0)  # frame pixels; the crop below starts at (100, 100), 2x smaller
+        keypoints_3d[index, 2] = z  # the wrist 0.4 m nearer than the shoulder
+    target = Target(keypoints_2d=keypoints_2d, keypoints_3d=keypoints_3d, source="finder")
+    depth = np.full((64, 64), np.nan, np.float32)
+    depth[26:38, 4:14] = 3.0  # the network predicted only the shoulder
+    arm = np.zeros((64, 64), bool)
+    arm[28:37, 4:60] = True
+    filled = pipeline._fill_mask(depth, arm, target, (100, 100, 128))
+    assert np.isfinite(filled[arm]).all()
+    assert filled[32, 56] < filled[32, 32] < filled[32, 10] and abs(filled[32, 56] - 2.6) < 0.07
 
 
 def test_flying_pixel_filter_peels_a_trailing_ramp_but_keeps_interior_steps():
