@@ -23,7 +23,8 @@ from rgbd_fusion_core.geometry.conditioning import rgb_to_network, stage1_condit
 from rgbd_fusion_core.geometry.crop import centre_box, cut, mask_box, paste, resize_area, resize_nearest, roi_box
 from rgbd_fusion_core.geometry.depth_edges import remove_flying_pixels
 from rgbd_fusion_core.geometry.depth_space import DepthSpace, reference_depth
-from rgbd_fusion_core.geometry.mask_fill import fill_from_skeleton
+from rgbd_fusion_core.geometry.mask_fill import fill_to_mask
+from rgbd_fusion_core.geometry.pose_depth import blend_coarse_depth, fill_from_field, limb_field
 from rgbd_fusion_core.inference.backends import make_backend, resolve_backend
 from rgbd_fusion_core.inference.frame_checks import check_frame
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig, PipelineResult
@@ -209,8 +210,11 @@ class Pipeline:
             if z_refs[j] is None:
                 z_refs[j], sources[j] = self._reference_depth(net_high, K_high[j], target, frame.K)
             depth_m = remove_flying_pixels(space.to_metres(net_high, z_refs[j]), cfg.edge_step_m)
+            field = self._limb_field(depth_m, target, box)  # None without the finder's keypoints
             if cfg.fill_mask and person is not None:
-                depth_m = self._fill_mask(depth_m, person, target, box)
+                depth_m = fill_to_mask(depth_m, person) if field is None else fill_from_field(depth_m, person, field)
+            if field is not None:
+                depth_m = blend_coarse_depth(depth_m, field, cfg.pose_depth_weight)
             low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
             points, pixels = backproject(depth_m, K_high[j])
             uncertainty = None
@@ -319,13 +323,13 @@ class Pipeline:
         """(3, size, size) pose channels of a person in their crop, built as for training (pose_channels.py)."""
         return crop_pose_channels(target.mask, target.keypoints_2d, target.keypoints_3d, box, size, self.space.scale)
 
-    def _fill_mask(self, depth_m: np.ndarray, person: np.ndarray, target: Target, box) -> np.ndarray:
-        """(size, size) metres with the person's mask (size, size) filled where the network left it empty: from the
-        finder's skeleton when the person has keypoints, else from the neighbouring depths (geometry/mask_fill.py)."""
-        size = person.shape[0]
+    def _limb_field(self, depth_m: np.ndarray, target: Target, box) -> np.ndarray | None:
+        """(size, size) metres: the depth of the person's nearest limb point (the finder's skeleton in the crop),
+        aligned to depth_m (size, size) (geometry/pose_depth.py); None without keypoints or predicted depth."""
+        size = depth_m.shape[0]
         keypoints = None if target.keypoints_2d is None else keypoints_to_crop(target.keypoints_2d, box, size)
         skeleton, nearer = skeleton_depth(keypoints, target.keypoints_3d, size, self.space.scale)
-        return fill_from_skeleton(depth_m, person, skeleton, -nearer / self.space.scale)
+        return limb_field(depth_m, skeleton, -nearer / self.space.scale)
 
     def _person_finder(self) -> PersonFinder:
         """The person finder, built on first use (MediaPipe by default; ``Pipeline(finder=...)`` for another). Its

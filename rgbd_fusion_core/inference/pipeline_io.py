@@ -119,6 +119,12 @@ class PipelineConfig:
         "inside a person mask, pixels the network left empty are filled (the mask decides the silhouette): at the "
         "depth of the nearest point of the finder's skeleton, else of the person pixels next to them",
     )
+    pose_depth_weight: float = setting(
+        0.5,
+        "share of the person's coarse depth taken from the finder's skeleton (its metric 3D keypoints) instead of "
+        "the network; the fine detail stays the network's; 0 = off",
+        value_range=(0.0, 1.0),
+    )
     crop_mode: str = setting(
         "auto", "person crop: auto (mask, else roi, else centre), mask, roi, center", choices=CROP_MODES
     )

@@ -11,6 +11,7 @@ import pytest
 
 from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, Render, bundled_render, paste_people
 from rgbd_fusion_core.geometry.depth_edges import behind_share, remove_flying_pixels
+from rgbd_fusion_core.geometry.pose_depth import fill_from_field
 from rgbd_fusion_core.inference.pipeline import Pipeline
 from rgbd_fusion_core.inference.pipeline_io import Frame, PipelineConfig
 from rgbd_fusion_core.inference.targets import Target
@@ -96,7 +97,7 @@ def test_a_given_mask_limits_the_output(pipeline):
 
 
 def test_fill_mask_follows_the_skeleton_of_an_arm_the_network_missed(pipeline):
-    """The Pipeline's wiring of the skeleton fill: keypoints moved into the crop, nearer keypoints filled nearer."""
+    """The Pipeline's skeleton depth field: keypoints moved into the crop, nearer keypoints filled nearer."""
     keypoints_2d = np.zeros((NUM_KEYPOINTS, 3), np.float32)
     keypoints_3d = np.zeros((NUM_KEYPOINTS, 3), np.float32)
     for index, x, z in ((LEFT_SHOULDER, 116, 0.4), (LEFT_ELBOW, 164, 0.2), (LEFT_WRIST, 212, 0.0)):
@@ -107,7 +108,7 @@ def test_fill_mask_follows_the_skeleton_of_an_arm_the_network_missed(pipeline):
     depth[26:38, 4:14] = 3.0  # the network predicted only the shoulder
     arm = np.zeros((64, 64), bool)
     arm[28:37, 4:60] = True
-    filled = pipeline._fill_mask(depth, arm, target, (100, 100, 128))
+    filled = fill_from_field(depth, arm, pipeline._limb_field(depth, target, (100, 100, 128)))
     assert np.isfinite(filled[arm]).all()
     assert filled[32, 56] < filled[32, 32] < filled[32, 10] and abs(filled[32, 56] - 2.6) < 0.07
 
