@@ -76,7 +76,7 @@ class MediaPipeFinder:
         if rgb is None or min(rgb.shape[:2]) < MIN_SIDE or self.max_people < 1:
             return []
         work = rgb.copy()
-        fill = rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+        fill = np.array(cv2.mean(rgb)[:3]).astype(np.uint8)  # the mean colour (numpy's mean over axis 0 takes ~4 ms)
         people: list[Person] = []
         limit = self.max_people
         if self.tracking and self._frames % self.search_every:
