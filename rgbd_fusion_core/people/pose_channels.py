@@ -56,6 +56,7 @@ LIMBS = (
     (RIGHT_EAR, RIGHT_SHOULDER),
 )
 PIECES = 4  # each limb is drawn as this many pieces, each at its own interpolated depth
+FRACTIONS = tuple(k / PIECES for k in range(PIECES + 1))  # where along a limb the pieces start and end
 
 
 def pose_channels(
@@ -95,20 +96,19 @@ def skeleton_depth(
         return skeleton > 0, depth
     z = keypoints_3d[:, 2].astype(np.float64)
     relative = np.clip((np.median(z[seen]) - z) * depth_scale, -1.0, 1.0)
+    limbs = np.array([limb for limb in LIMBS if seen[limb[0]] and seen[limb[1]]], np.intp).reshape(-1, 2)
+    start_kp, end_kp = keypoints_2d[limbs[:, 0], :2], keypoints_2d[limbs[:, 1], :2]
     thickness = max(1, round(size / 64))
-    shift = 4  # cv2 sub-pixel drawing: coordinates in 1/16 pixel
-    for a, b in LIMBS:
-        if not (seen[a] and seen[b]):
-            continue
+    shift = 4  # cv2 sub-pixel drawing: coordinates in 1/16 pixel, rounded half to even
+    # the piece ends along every limb (PIECES + 1, limbs, 2) and each piece's depth at its middle (PIECES, limbs)
+    ends = [np.rint((start_kp * (1 - f) + end_kp * f) * (1 << shift)).astype(np.int64) for f in FRACTIONS]
+    middles = [(f0 + f1) / 2 for f0, f1 in zip(FRACTIONS[:-1], FRACTIONS[1:])]
+    values = [relative[limbs[:, 0]] * (1 - m) + relative[limbs[:, 1]] * m for m in middles]
+    for limb in range(len(limbs)):
         for k in range(PIECES):
-            f0, f1 = k / PIECES, (k + 1) / PIECES
-            p0 = keypoints_2d[a, :2] * (1 - f0) + keypoints_2d[b, :2] * f0
-            p1 = keypoints_2d[a, :2] * (1 - f1) + keypoints_2d[b, :2] * f1
-            value = relative[a] * (1 - (f0 + f1) / 2) + relative[b] * (f0 + f1) / 2
-            start = tuple(int(round(c * (1 << shift))) for c in p0)
-            end = tuple(int(round(c * (1 << shift))) for c in p1)
+            start, end = tuple(ends[k][limb].tolist()), tuple(ends[k + 1][limb].tolist())
             cv2.line(skeleton, start, end, 1, thickness, cv2.LINE_8, shift)
-            cv2.line(depth, start, end, float(value), thickness, cv2.LINE_8, shift)  # a later piece overwrites
+            cv2.line(depth, start, end, float(values[k][limb]), thickness, cv2.LINE_8, shift)  # later pieces win
     return skeleton > 0, depth
 
 
