@@ -189,6 +189,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/geometry/test_pose_depth.py",),
     ),
     Mutation(
+        "blend_over_sensor_depth",
+        "rgbd_fusion_core/inference/pipeline.py",
+        'if field is not None and sources[j] != "sensor":',
+        "if field is not None:",
+        "the skeleton's coarse depth blended into depth conditioned on a depth sensor",
+        (
+            "tests/inference/test_people_pipeline.py::test_the_skeleton_blends_into_predicted_depth_but_not_into_sensor_depth",
+        ),
+    ),
+    Mutation(
         "pose_scale_fx_for_y",
         "rgbd_fusion_core/people/pose_scale.py",
         "A[n:] = np.stack([np.zeros(n), np.full(n, fy), -v], axis=1)\n    b[n:] = v * Z - fy * Y",

@@ -213,7 +213,7 @@ class Pipeline:
             field = self._limb_field(depth_m, target, box)  # None without the finder's keypoints
             if cfg.fill_mask and person is not None:
                 depth_m = fill_to_mask(depth_m, person) if field is None else fill_from_field(depth_m, person, field)
-            if field is not None:
+            if field is not None and sources[j] != "sensor":  # a depth sensor's coarse depth beats the skeleton's
                 depth_m = blend_coarse_depth(depth_m, field, cfg.pose_depth_weight)
             low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
             points, pixels = backproject(depth_m, K_high[j])

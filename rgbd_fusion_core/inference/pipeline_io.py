@@ -122,7 +122,7 @@ class PipelineConfig:
     pose_depth_weight: float = setting(
         0.5,
         "share of the person's coarse depth taken from the finder's skeleton (its metric 3D keypoints) instead of "
-        "the network; the fine detail stays the network's; 0 = off",
+        "the network (not with sensor depth); the fine detail stays the network's; 0 = off",
         value_range=(0.0, 1.0),
     )
     crop_mode: str = setting(

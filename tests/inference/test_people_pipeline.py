@@ -113,6 +113,17 @@ def test_fill_mask_follows_the_skeleton_of_an_arm_the_network_missed(pipeline):
     assert filled[32, 56] < filled[32, 32] < filled[32, 10] and abs(filled[32, 56] - 2.6) < 0.07
 
 
+def test_the_skeleton_blends_into_predicted_depth_but_not_into_sensor_depth(pipeline):
+    rgb, depth, K = paste([bundled_render(0)], [192])
+    weights = [dataclasses.replace(pipeline.config, pose_depth_weight=w) for w in (0.0, 1.0)]
+    for sensor, changes in ((None, True), (depth.astype(np.float32), False)):
+        plain, blended = (pipeline.with_config(c)(Frame(rgb, K, sensor_depth=sensor)) for c in weights)
+        assert plain.people_found == blended.people_found == 1 and plain.z_ref_source == blended.z_ref_source
+        both = np.isfinite(plain.depth) & np.isfinite(blended.depth)
+        assert both.sum() > 500
+        assert (np.abs(plain.depth[both] - blended.depth[both]).max() > 0.01) == changes
+
+
 def test_flying_pixel_filter_peels_a_trailing_ramp_but_keeps_interior_steps():
     depth = np.full((40, 40), np.nan, np.float32)
     depth[10:30, 10:30] = 2.0
