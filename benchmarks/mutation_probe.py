@@ -225,16 +225,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "mask_margin_dropped",
         "rgbd_fusion_core/inference/pipeline.py",
-        "margin = self.config.mask_margin_px",
-        "margin = 0",
+        "net_high = np.where(grow(person, cfg.mask_margin_px), net_high, -1.0)",
+        "net_high = np.where(grow(person, 0), net_high, -1.0)",
         "the mask margin ignored: output limited to the bare mask, not the mask grown by mask_margin_px",
         ("tests/inference/test_mask_limit.py",),
     ),
     Mutation(
         "mask_limit_dropped",
         "rgbd_fusion_core/inference/pipeline.py",
-        "if allowed is not None:\n                net_high = np.where(allowed, net_high, -1.0)",
-        "if False:\n                net_high = np.where(allowed, net_high, -1.0)",
+        "if person is not None:\n                net_high = np.where(grow(",
+        "if False:\n                net_high = np.where(grow(",
         "mask-first output dropped: a given mask no longer limits the predicted depth",
         (
             "tests/inference/test_mask_limit.py",
