@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,52 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def message_class(probe: Probe, name: str):
+    """A message class by its name: "DiagnosticArray" or one of ``rgbd_fusion_ros.messages.rclpy_types``."""
+    if name == "DiagnosticArray":
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        return DiagnosticArray
+    return getattr(probe.types, name)
+
+
+@contextmanager
+def running_node(
+    env: dict[str, str],
+    ros_args: list[str],
+    log_file: Path,
+    probe_name: str,
+    watched: dict[str, str],
+    active_text: str = "active: matching",
+    image_topic: str = "/image",
+    start_timeout_s: float = 90.0,
+):
+    """A node process and a Probe that talk: the node started with ``ros_args`` and active (``active_text`` in its
+    log), the probe watching ``watched`` (topic -> message class name, see ``message_class``) and publishing on
+    ``image_topic``, both sides discovered (the node subscribed to the image, every watched topic but
+    /diagnostics has the node's publisher). Yields (probe, process, log_file); then closes the probe and stops the
+    node, which must exit cleanly."""
+    process = start_node(env, ros_args, log_file)
+    probe = Probe(probe_name)
+    try:
+        wait_for_log(log_file, active_text, start_timeout_s, process)
+        for topic, name in watched.items():
+            probe.watch(topic, message_class(probe, name))
+        image = probe.publisher(image_topic, probe.types.Image)
+        outputs = [topic for topic in watched if topic != "/diagnostics"]
+        discovered = probe.spin_until(
+            lambda: image.get_subscription_count() > 0 and all(probe.node.count_publishers(t) > 0 for t in outputs),
+            20,
+        )
+        assert discovered, "the node and the probe did not discover each other"
+        probe.spin_for(0.5)  # the node's side of the output matching
+        yield probe, process, log_file
+    finally:
+        probe.close()
+        exit_code = stop_node(process)
+    assert exit_code == 0, f"node exited with {exit_code}:\n{log_file.read_text()}"
 
 
 def call_service(probe: Probe, service_type, name: str, request, timeout_s: float = 10.0):

@@ -27,9 +27,7 @@ from ros_graph import (  # noqa: E402
     Probe,
     assert_xyzrgb_cloud_layout,
     ros_environment,
-    start_node,
-    stop_node,
-    wait_for_log,
+    running_node,
 )
 
 from rgbd_fusion_core.data.format import read_index  # noqa: E402
@@ -167,31 +165,15 @@ def run(request, tmp_path_factory) -> ScenarioRun:
     ros_args = ["-r", f"__ns:={NAMESPACE}", "-r", f"__node:=fusion_accuracy_{scenario.name}"]
     ros_args += ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}", "-r", f"depth:={DEPTH_TOPIC}"]
     ros_args += ["-p", f"crop_margin:={CROP_MARGIN}", "-p", f"use_depth:={str(scenario.use_sensor_depth).lower()}"]
-    process = start_node(env, ros_args, log)
-    probe = Probe(f"probe_accuracy_{scenario.name}")
     rng = np.random.default_rng(5)
     answers = []
-    try:
-        wait_for_log(log, "active: matching", START_TIMEOUT_S, process)
-        for name, kind in OUTPUTS.items():
-            probe.watch(f"{NAMESPACE}/{name}", getattr(probe.types, kind))
-        image_publisher = probe.publisher(IMAGE_TOPIC, probe.types.Image)
-        discovered = probe.spin_until(
-            lambda: (
-                image_publisher.get_subscription_count() > 0
-                and all(probe.node.count_publishers(f"{NAMESPACE}/{name}") > 0 for name in OUTPUTS)
-            ),
-            20,
-        )
-        assert discovered, "the node and the probe did not discover each other"
-        probe.spin_for(0.5)  # the node's side of the output matching
+    watched = {f"{NAMESPACE}/{name}": kind for name, kind in OUTPUTS.items()}
+    probe_name = f"probe_accuracy_{scenario.name}"
+    options = {"image_topic": IMAGE_TOPIC, "start_timeout_s": START_TIMEOUT_S}
+    with running_node(env, ros_args, log, probe_name, watched, **options) as (probe, _, _):
         for frame in camera_frames():
             sensor = noisy_sensor_depth(frame.depth, rng) if scenario.use_sensor_depth else None
             answers.append(send_until_answered(probe, frame, sensor, log))
-    finally:
-        probe.close()
-        exit_code = stop_node(process)
-    assert exit_code == 0, f"node exited with {exit_code}:\n{log.read_text()}"
     return ScenarioRun(scenario, answers)
 
 

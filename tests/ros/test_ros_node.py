@@ -23,9 +23,8 @@ from ros_graph import (  # noqa: E402
     person_like_image,
     pinhole,
     ros_environment,
+    running_node,
     set_parameters,
-    start_node,
-    stop_node,
     wait_for_log,
 )
 
@@ -65,22 +64,9 @@ def graph(tmp_path_factory, tiny_model_dir):
     log = folder / "node.log"
     ros_args = ["--params-file", str(params_file), "-r", "__ns:=/perception", "-r", "__node:=fusion_under_test"]
     ros_args += ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"]
-    process = start_node(env, ros_args, log)
-    probe = Probe()
-    try:
-        wait_for_log(log, "active: matching", 90, process)
-        watch_outputs(probe)
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        probe.watch("/diagnostics", DiagnosticArray)
-        image_publisher = probe.publisher(IMAGE_TOPIC, probe.types.Image)
-        assert probe.spin_until(lambda: image_publisher.get_subscription_count() > 0, 20), "node never subscribed"
-        probe.spin_for(0.5)  # let the node discover the probe's output subscriptions too
-        yield probe, process, log
-    finally:
-        probe.close()
-        exit_code = stop_node(process)
-        assert exit_code == 0, f"node exited with {exit_code}:\n{log.read_text()}"
+    watched = {f"/perception/{name}": kind for name, kind in OUTPUTS.items()} | {"/diagnostics": "DiagnosticArray"}
+    with running_node(env, ros_args, log, "probe", watched, image_topic=IMAGE_TOPIC) as running:
+        yield running
 
 
 def send_frame(probe: Probe, sec: int, image=None, info=None, frame_id: str = FRAME_ID) -> None:

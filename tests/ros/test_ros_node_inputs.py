@@ -21,6 +21,7 @@ from ros_graph import (  # noqa: E402
     person_frame_messages,
     pinhole,
     ros_environment,
+    running_node,
     start_node,
     stop_node,
     wait_for_log,
@@ -56,19 +57,10 @@ def graph(environment, tiny_model_dir):
     ros_args = ["-r", "__node:=fusion_with_depth"]
     for name, value in parameters.items():
         ros_args += ["-p", f"{name}:={value}"]
-    process = start_node(env, ros_args, log)
-    probe = Probe("probe_inputs")
-    try:
-        wait_for_log(log, "active: matching /image, /camera_info, /mask, /depth", 90, process)
-        probe.watch("/depth/image", probe.types.Image)
-        probe.watch("/points", probe.types.PointCloud2)
-        image_publisher = probe.publisher("/image", probe.types.Image)
-        assert probe.spin_until(lambda: image_publisher.get_subscription_count() > 0, 20)
-        probe.spin_for(0.5)
-        yield probe, process, log
-    finally:
-        probe.close()
-        assert stop_node(process) == 0, log.read_text()
+    watched = {"/depth/image": "Image", "/points": "PointCloud2"}
+    active = "active: matching /image, /camera_info, /mask, /depth"
+    with running_node(env, ros_args, log, "probe_inputs", watched, active_text=active) as running:
+        yield running
 
 
 def send_frame(

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
 
-from ros_graph import Probe, fresh_diagnostics, ros_environment, start_node, stop_node, wait_for_log  # noqa: E402
+from ros_graph import Probe, fresh_diagnostics, ros_environment, running_node  # noqa: E402
 
 from rgbd_fusion_core.apps.scenes import FRAME_SHAPE, GREY, bundled_render, paste_people  # noqa: E402
 from rgbd_fusion_ros.messages import camera_info_message, image_message, make_header  # noqa: E402
@@ -25,22 +25,9 @@ def graph(tmp_path_factory, tiny_model_dir):
     log = folder / "node.log"
     ros_args = ["-r", "__node:=fusion_people", "-p", f"model:={tiny_model_dir}", "-p", "person_source:=auto"]
     ros_args += ["-p", "steps1:=1", "-p", "steps2:=1", "-p", "diagnostics_period_s:=0.5"]
-    process = start_node(env, ros_args, log)
-    probe = Probe("probe_people")
-    try:
-        wait_for_log(log, "active", 90, process)
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        probe.watch("/depth/image", probe.types.Image)
-        probe.watch("/points", probe.types.PointCloud2)
-        probe.watch("/diagnostics", DiagnosticArray)
-        publisher = probe.publisher("/image", probe.types.Image)
-        assert probe.spin_until(lambda: publisher.get_subscription_count() > 0, 20)
-        probe.spin_for(0.5)
-        yield probe, process, log
-    finally:
-        probe.close()
-        assert stop_node(process) == 0, log.read_text()
+    watched = {"/depth/image": "Image", "/points": "PointCloud2", "/diagnostics": "DiagnosticArray"}
+    with running_node(env, ros_args, log, "probe_people", watched, active_text="active") as running:
+        yield running
 
 
 def send(probe: Probe, sec: int, rgb: np.ndarray, K: np.ndarray) -> None:
