@@ -58,6 +58,7 @@ setup(
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
+        "pillow>=9",  # a photo's EXIF focal length (predict)
         "safetensors>=0.4",
         "tqdm>=4.60",
         # the person finder: 0.10.21 is the last release whose wheel carries its models (later ones download them

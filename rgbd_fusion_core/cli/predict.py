@@ -17,7 +17,8 @@ def configure(parser):
     parser.add_argument(
         "--camera",
         default=None,
-        help="intrinsics YAML/JSON (ROS camera_info YAML, K, or fx/fy/cx/cy); default: 60 deg FOV guess",
+        help="intrinsics YAML/JSON (ROS camera_info YAML, K, or fx/fy/cx/cy); default: from the photo's EXIF "
+        "(35 mm equivalent focal length), else a 60 deg FOV guess",
     )
     parser.add_argument("--out", required=True, help="output folder")
     add_pipeline_arguments(parser)
@@ -28,7 +29,7 @@ def run(args) -> int:
 
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
     from rgbd_fusion_core.inference.pipeline_io import Frame
-    from rgbd_fusion_core.io.camera_file import default_intrinsics, read_camera_file
+    from rgbd_fusion_core.io.camera_file import default_intrinsics, exif_intrinsics, read_camera_file
     from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
     from rgbd_fusion_core.io.result_files import write_result
 
@@ -36,6 +37,10 @@ def run(args) -> int:
     h, w = rgb.shape[:2]
     if args.camera:
         K = read_camera_file(args.camera, image_size=(w, h))
+    elif (K := exif_intrinsics(args.image, w, h)) is not None:
+        print(
+            f"no --camera given: intrinsics from the photo's EXIF 35 mm equivalent focal length (fx = {K[0, 0]:.1f} px)"
+        )
     else:
         K = default_intrinsics(w, h)
         print(f"no --camera given: assuming a 60 degree horizontal field of view (fx = {K[0, 0]:.1f} px)")

@@ -1,5 +1,6 @@
 """Reading camera intrinsics from YAML/JSON: ROS camera_info YAML (camera_matrix.data), a 3x3 ``K``, or
-``fx, fy, cx, cy`` keys; and a default pinhole guess when no calibration is given."""
+``fx, fy, cx, cy`` keys; from a photo's EXIF (its 35 mm equivalent focal length); and a default pinhole guess
+when neither is given."""
 
 from __future__ import annotations
 
@@ -77,4 +78,26 @@ def read_camera_file(path: str | Path, image_size: tuple[int, int] | None = None
 def default_intrinsics(width: int, height: int, horizontal_fov_deg: float = 60.0) -> np.ndarray:
     """A pinhole guess: the given horizontal field of view, square pixels, centred principal point."""
     f = (width / 2) / np.tan(np.deg2rad(horizontal_fov_deg) / 2)
+    return intrinsics(f, f, (width - 1) / 2, (height - 1) / 2)
+
+
+FULL_FRAME_DIAGONAL_MM = 43.27  # a 36 x 24 mm frame: what "35 mm equivalent" focal lengths refer to
+EXIF_IFD, FOCAL_LENGTH_35MM = 0x8769, 0xA405  # the Exif sub-IFD and its FocalLengthIn35mmFilm tag
+
+
+def exif_intrinsics(path: str | Path, width: int, height: int) -> np.ndarray | None:
+    """Pinhole K (3, 3) of a photo from its EXIF FocalLengthIn35mmFilm (phones and most cameras write it): the
+    focal length in pixels is f35 / 43.27 mm times the image diagonal in pixels (the 35 mm equivalent is defined
+    on the diagonal, so orientation and aspect ratio do not matter); square pixels, centred principal point.
+    width, height: the image as read. None when the file has no such tag (PNGs, stripped JPEGs) or it is 0."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            focal_35mm = image.getexif().get_ifd(EXIF_IFD).get(FOCAL_LENGTH_35MM)
+    except (OSError, ValueError):
+        return None
+    if not focal_35mm or float(focal_35mm) <= 0:
+        return None
+    f = float(focal_35mm) / FULL_FRAME_DIAGONAL_MM * float(np.hypot(width, height))
     return intrinsics(f, f, (width - 1) / 2, (height - 1) / 2)

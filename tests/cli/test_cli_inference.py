@@ -129,3 +129,32 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys, tmp_pat
     code = main(["demo", "--synthetic", "1", "--out", str(tmp_path / "out"), "--backend", "torch"])
     assert code == 1
     assert "needs anny, which is not installed: pip install 'rgbd-fusion[synth]'" in capsys.readouterr().err
+
+
+def photo_with_focal_length(path, focal_35mm: int | None, size=(400, 300)):
+    """A JPEG photo (frame s0000_v00 resized to ``size``) whose EXIF holds FocalLengthIn35mmFilm (None: no EXIF)."""
+    from PIL import Image
+
+    from rgbd_fusion_core.io.camera_file import EXIF_IFD, FOCAL_LENGTH_35MM
+
+    rgb = cv2.cvtColor(cv2.imread(str(BUNDLED_FRAMES / "256" / "rgb" / "s0000_v00.png")), cv2.COLOR_BGR2RGB)
+    image = Image.fromarray(cv2.resize(rgb, size))
+    exif = image.getexif()
+    if focal_35mm is not None:
+        exif.get_ifd(EXIF_IFD)[FOCAL_LENGTH_35MM] = focal_35mm
+    image.save(path, exif=exif)
+    return path
+
+
+def test_a_photos_exif_focal_length_gives_its_intrinsics(tiny_model_dir, tmp_path, capsys):
+    from rgbd_fusion_core.io.camera_file import exif_intrinsics
+
+    phone = photo_with_focal_length(tmp_path / "phone.jpg", 26)  # a phone's main camera, 26 mm equivalent
+    f = 26 / 43.27 * 500  # the 35 mm frame's diagonal is 43.27 mm; this photo's is 500 px
+    np.testing.assert_allclose(exif_intrinsics(phone, 400, 300), [[f, 0, 199.5], [0, f, 149.5], [0, 0, 1]])
+    assert exif_intrinsics(photo_with_focal_length(tmp_path / "plain.jpg", None), 400, 300) is None
+    assert exif_intrinsics(photo_with_focal_length(tmp_path / "zero.jpg", 0), 400, 300) is None
+    assert exif_intrinsics(BUNDLED_FRAMES / "256" / "rgb" / "s0000_v00.png", 256, 256) is None
+    args = ["predict", str(phone), "--model", str(tiny_model_dir), "--out", str(tmp_path / "out")]
+    assert main(args + ["--person-source", "none", "--steps1", "1", "--steps2", "1"]) == 0
+    assert f"EXIF 35 mm equivalent focal length (fx = {f:.1f} px)" in capsys.readouterr().out

@@ -119,7 +119,7 @@ def test_package_xml_declares_the_runtime_dependencies():
     assert root.findtext("export/build_type") == "ament_python"
     exec_depends = {e.text for e in root.iter("exec_depend")}
     required = {"rclpy", "sensor_msgs", "diagnostic_msgs", "lifecycle_msgs", "std_msgs", "python3-numpy"}
-    required |= {"python3-opencv", "python3-yaml", "launch", "launch_ros", "rviz2"}
+    required |= {"python3-opencv", "python3-yaml", "python3-pil", "launch", "launch_ros", "rviz2"}
     assert required <= exec_depends, required - exec_depends
     test_depends = {e.text for e in root.iter("test_depend")}
     assert {"ament_copyright", "ament_flake8", "ament_pep257", "python3-pytest"} <= test_depends
