@@ -28,6 +28,7 @@ def run(args) -> int:
     import dataclasses
 
     from rgbd_fusion_core.config import load_stage_config
+    from rgbd_fusion_core.training.distributed import shutdown_distributed
     from rgbd_fusion_core.training.trainer import train
 
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
@@ -36,16 +37,19 @@ def run(args) -> int:
     config = load_stage_config(args.config, args.stage)
     if args.batch_size:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=args.batch_size))
-    summary = train(
-        config,
-        args.data,
-        args.out,
-        steps=args.steps,
-        resume=args.resume,
-        device=args.device,
-        threads=args.threads,
-        progress=not args.no_progress,
-        init_from=args.init_from,
-    )
+    try:
+        summary = train(
+            config,
+            args.data,
+            args.out,
+            steps=args.steps,
+            resume=args.resume,
+            device=args.device,
+            threads=args.threads,
+            progress=not args.no_progress,
+            init_from=args.init_from,
+        )
+    finally:
+        shutdown_distributed()
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     return 0

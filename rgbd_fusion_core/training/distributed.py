@@ -1,4 +1,4 @@
-"""Process-group setup for ``torchrun`` (DDP): NCCL on CUDA, gloo on CPU; a no-op for a single process."""
+"""Process-group setup and teardown for ``torchrun`` (DDP): NCCL on CUDA, gloo on CPU; a no-op for a single process."""
 
 from __future__ import annotations
 
@@ -32,3 +32,10 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group, if this process joined one. Left to interpreter exit, the group's teardown can
+    abort the process ("terminate called without an active exception", seen with gloo on a loaded machine)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
