@@ -348,7 +348,7 @@ def main() -> None:
 
     from rgbd_fusion_core.inference.pipeline import Pipeline
     from rgbd_fusion_core.inference.pipeline_io import Frame
-    from rgbd_fusion_core.io.camera_file import default_intrinsics, exif_intrinsics
+    from rgbd_fusion_core.io.camera_file import photo_intrinsics
     from rgbd_fusion_core.people.mediapipe_finder import MediaPipeFinder
 
     cfg = configs(args)
@@ -363,9 +363,7 @@ def main() -> None:
     rows = {m: [] for m in pipelines}
     for path in paths:
         rgb = read_rgb(path)
-        K = exif_intrinsics(path, rgb.shape[1], rgb.shape[0])  # as predict: the EXIF focal length, else 60 deg
-        intrinsics = "exif" if K is not None else "60 degree guess"
-        K = K if K is not None else default_intrinsics(rgb.shape[1], rgb.shape[0])
+        K, intrinsics = photo_intrinsics(path, rgb.shape[1], rgb.shape[0])  # as predict
         reference = read_reference_mask(args.masks, path.stem, rgb.shape[:2]) if args.masks is not None else None
         entry = {"image": path.name, "size": [rgb.shape[1], rgb.shape[0]], "intrinsics": intrinsics}
         entry["reference"] = "hand-drawn" if reference is not None else "finder mask"

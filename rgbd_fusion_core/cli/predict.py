@@ -29,7 +29,7 @@ def run(args) -> int:
 
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
     from rgbd_fusion_core.inference.pipeline_io import Frame
-    from rgbd_fusion_core.io.camera_file import default_intrinsics, exif_intrinsics, read_camera_file
+    from rgbd_fusion_core.io.camera_file import photo_intrinsics, read_camera_file
     from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
     from rgbd_fusion_core.io.result_files import write_result
 
@@ -37,13 +37,9 @@ def run(args) -> int:
     h, w = rgb.shape[:2]
     if args.camera:
         K = read_camera_file(args.camera, image_size=(w, h))
-    elif (K := exif_intrinsics(args.image, w, h)) is not None:
-        print(
-            f"no --camera given: intrinsics from the photo's EXIF 35 mm equivalent focal length (fx = {K[0, 0]:.1f} px)"
-        )
     else:
-        K = default_intrinsics(w, h)
-        print(f"no --camera given: assuming a 60 degree horizontal field of view (fx = {K[0, 0]:.1f} px)")
+        K, source = photo_intrinsics(args.image, w, h)
+        print(f"no --camera given: intrinsics from {source} (fx = {K[0, 0]:.1f} px)")
     mask = read_mask(args.mask) if args.mask else None
     roi = tuple(int(v) for v in args.roi.split(",")) if args.roi else None
     depth = None

@@ -77,7 +77,11 @@ def read_camera_file(path: str | Path, image_size: tuple[int, int] | None = None
 
 def default_intrinsics(width: int, height: int, horizontal_fov_deg: float = 60.0) -> np.ndarray:
     """A pinhole guess: the given horizontal field of view, square pixels, centred principal point."""
-    f = (width / 2) / np.tan(np.deg2rad(horizontal_fov_deg) / 2)
+    return centred_intrinsics((width / 2) / np.tan(np.deg2rad(horizontal_fov_deg) / 2), width, height)
+
+
+def centred_intrinsics(f: float, width: int, height: int) -> np.ndarray:
+    """K (3, 3) with focal length ``f`` pixels, square pixels and the principal point at the image centre."""
     return intrinsics(f, f, (width - 1) / 2, (height - 1) / 2)
 
 
@@ -99,5 +103,15 @@ def exif_intrinsics(path: str | Path, width: int, height: int) -> np.ndarray | N
         return None
     if not focal_35mm or float(focal_35mm) <= 0:
         return None
-    f = float(focal_35mm) / FULL_FRAME_DIAGONAL_MM * float(np.hypot(width, height))
-    return intrinsics(f, f, (width - 1) / 2, (height - 1) / 2)
+    return centred_intrinsics(
+        float(focal_35mm) / FULL_FRAME_DIAGONAL_MM * float(np.hypot(width, height)), width, height
+    )
+
+
+def photo_intrinsics(path: str | Path, width: int, height: int) -> tuple[np.ndarray, str]:
+    """A photo's K (3, 3) without a calibration file: from its EXIF (``exif_intrinsics``), else the 60 degree
+    guess (``default_intrinsics``). Returns (K, where it came from, in words)."""
+    K = exif_intrinsics(path, width, height)
+    if K is not None:
+        return K, "the photo's EXIF 35 mm equivalent focal length"
+    return default_intrinsics(width, height), "a 60 degree horizontal field of view (no EXIF focal length)"
