@@ -191,8 +191,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "blend_over_sensor_depth",
         "rgbd_fusion_core/inference/pipeline.py",
-        'if field is not None and sources[j] != "sensor":',
-        "if field is not None:",
+        'blend = cfg.pose_depth_weight > 0 and sources[j] != "sensor"',
+        "blend = cfg.pose_depth_weight > 0",
         "the skeleton's coarse depth blended into depth conditioned on a depth sensor",
         (
             "tests/inference/test_people_pipeline.py::test_the_skeleton_blends_into_predicted_depth_but_not_into_sensor_depth",

@@ -210,10 +210,12 @@ class Pipeline:
             if z_refs[j] is None:
                 z_refs[j], sources[j] = self._reference_depth(net_high, K_high[j], target, frame.K)
             depth_m = remove_flying_pixels(space.to_metres(net_high, z_refs[j]), cfg.edge_step_m)
-            field = self._limb_field(depth_m, target, box)  # None without the finder's keypoints
-            if cfg.fill_mask and person is not None:
+            fill = cfg.fill_mask and person is not None
+            blend = cfg.pose_depth_weight > 0 and sources[j] != "sensor"  # sensor coarse depth beats the skeleton's
+            field = self._limb_field(depth_m, target, box) if fill or blend else None  # None without keypoints
+            if fill:
                 depth_m = fill_to_mask(depth_m, person) if field is None else fill_from_field(depth_m, person, field)
-            if field is not None and sources[j] != "sensor":  # a depth sensor's coarse depth beats the skeleton's
+            if blend and field is not None:
                 depth_m = blend_coarse_depth(depth_m, field, cfg.pose_depth_weight)
             low_m = space.to_metres(depth_low[j, 0].numpy(), z_refs[j]).astype(np.float32)
             points, pixels = backproject(depth_m, K_high[j])
