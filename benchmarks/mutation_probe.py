@@ -257,6 +257,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a resumed run restarts its epoch from the first batch (batch_in_epoch not restored)",
         ("tests/training/test_training.py::test_killed_and_resumed_run_equals_uninterrupted",),
     ),
+    Mutation(
+        "surface_offset_wrong_way",
+        "rgbd_fusion_core/people/pose_scale.py",
+        "return max(keypoints_z - SURFACE_OFFSET_M, MIN_DEPTH_M)",
+        "return max(keypoints_z + SURFACE_OFFSET_M, MIN_DEPTH_M)",
+        "the pose z_ref moves the person's surface behind the keypoints instead of in front",
+        ("tests/people/test_people.py::test_fit_person_translation_recovers_t",),
+    ),
+    Mutation(
+        "shoulder_width_ignores_depth_difference",
+        "rgbd_fusion_core/evaluation/shoulder_width.py",
+        'return float(np.linalg.norm(points[0] - points[1])), "ok"',
+        'return float(np.linalg.norm((points[0] - points[1])[:2])), "ok"',
+        "the shoulder width leaves out the shoulders' depth difference (a turned person looks narrower)",
+        ("tests/evaluation/test_shoulder_width.py",),
+    ),
 )
 
 

@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from rgbd_fusion_core.evaluation.keypoint_order import VISIBLE, depth_near, order_agreement
-from rgbd_fusion_core.people.person import LEFT_SHOULDER, RIGHT_SHOULDER
+from rgbd_fusion_core.evaluation.shoulder_width import shoulder_width
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MODES = ("new", "unfilled", "old")  # new first: its finder call gives the people every mode is scored on
@@ -123,24 +123,6 @@ def order_against_finder(depth: np.ndarray, people: list) -> tuple[int, int]:
     return agree, total
 
 
-def shoulder_width(depth: np.ndarray, K: np.ndarray, person) -> tuple[float | None, str]:
-    """(distance in m between the back-projected predicted depth at both shoulders, status): status "ok",
-    "not visible" (a shoulder's visibility below 0.5 or no keypoints) or "no depth" (no predicted depth in the
-    window at a visible shoulder)."""
-    if person.keypoints_2d is None:
-        return None, "not visible"
-    points = []
-    for index in (LEFT_SHOULDER, RIGHT_SHOULDER):
-        x, y, vis = (float(v) for v in person.keypoints_2d[index])
-        if vis < VISIBLE:
-            return None, "not visible"
-        z = depth_near(depth, x, y)
-        if not np.isfinite(z):
-            return None, "no depth"
-        points.append(np.array([(x - K[0, 2]) * z / K[0, 0], (y - K[1, 2]) * z / K[1, 1], z]))
-    return float(np.linalg.norm(points[0] - points[1])), "ok"
-
-
 def score(result, people: list, reference: np.ndarray | None, K: np.ndarray) -> dict:
     """The metrics of one result (see the module docstring)."""
     depth = result.depth_full
@@ -152,7 +134,7 @@ def score(result, people: list, reference: np.ndarray | None, K: np.ndarray) -> 
     n_pred = int(predicted.sum())
     inter, union = int((predicted & ref).sum()), int((predicted | ref).sum())
     agree, pairs = order_against_finder(depth, people)
-    shoulders = [shoulder_width(depth, K, p) for p in people]
+    shoulders = [shoulder_width(depth, K, p.keypoints_2d) for p in people]
     widths = [w for w, _ in shoulders]
     return {
         "iou": inter / union if union else None,

@@ -5,7 +5,8 @@ by the person finder is compared with the truth pixel for pixel. Shape metrics u
 (what the networks predict is shape relative to z_ref); the absolute metric error and the z_ref error show how
 well the chosen reference-depth strategy found the scale. The flying-pixel share is the share of person pixels
 more than 0.4 m behind the person's median depth (prediction and truth). On annotated datasets (format 2), the
-keypoint depth order against the truth is scored at the person finder's stored keypoints.
+keypoint depth order against the truth is scored at the person finder's stored keypoints, and so is the shoulder
+width of the cloud (evaluation/shoulder_width.py): the predicted width over the truth's at the same keypoints.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from rgbd_fusion_core.evaluation.keypoint_order import order_against_truth
 from rgbd_fusion_core.evaluation.scores import Accumulator, score
+from rgbd_fusion_core.evaluation.shoulder_width import shoulder_width
 from rgbd_fusion_core.geometry.depth_edges import behind_share
 from rgbd_fusion_core.geometry.depth_space import reference_depth
 from rgbd_fusion_core.inference.pipeline import Pipeline
@@ -42,6 +44,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     shape, absolute = Accumulator(), Accumulator()
     times, z_errors, figures, nobody = [], [], [], 0
     order_agree = order_pairs = 0
+    width_ratios = []  # predicted / true shoulder width of the cloud, where both have depth at both shoulders
     pipeline(Frame(read_rgb(data / samples[0].files[256]["rgb"]), np.asarray(samples[0].K[256])))  # warm-up
     for sample in samples:
         rgb = read_rgb(data / sample.files[256]["rgb"])
@@ -70,6 +73,9 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         if sample.person and sample.person["found"]:
             agree, pairs = order_against_truth(predicted, truth_m, sample.person["keypoints_2d"])
             order_agree, order_pairs = order_agree + agree, order_pairs + pairs
+            widths = [shoulder_width(d, K, sample.person["keypoints_2d"])[0] for d in (predicted, truth_m)]
+            if None not in widths and widths[1] > 0:
+                width_ratios.append(widths[0] / widths[1])
         nobody += result.people_found == 0
         figures.append(write_result(out / sample.id, result)[1])
     write_rgb(out / "figure.png", np.concatenate(figures[:8], axis=0))
@@ -97,5 +103,10 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         "z_ref_source": result.z_ref_source,
         "keypoint_order_vs_truth": round(order_agree / order_pairs, 4) if order_pairs else None,
         "keypoint_order_pairs": order_pairs,
+        "shoulder_width_ratio_median": round(float(np.median(width_ratios)), 3) if width_ratios else None,
+        "shoulder_width_within_20_percent": (
+            round(float(np.mean(np.abs(np.subtract(width_ratios, 1.0)) <= 0.2)), 3) if width_ratios else None
+        ),
+        "shoulder_width_frames": len(width_ratios),
     }
     return {"summary": summary, "shape_metrics": m, "data": str(data), "split": split}

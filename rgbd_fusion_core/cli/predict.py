@@ -20,6 +20,14 @@ def configure(parser):
         help="intrinsics YAML/JSON (ROS camera_info YAML, K, or fx/fy/cx/cy); default: from the photo's EXIF "
         "(35 mm equivalent focal length), else a 60 deg FOV guess",
     )
+    parser.add_argument(
+        "--fov",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="the camera's horizontal field of view in degrees, when there is no --camera file (instead of the "
+        "EXIF focal length or the 60 deg guess); the metric scale of a photo depends on it",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     add_pipeline_arguments(parser)
 
@@ -29,14 +37,20 @@ def run(args) -> int:
 
     from rgbd_fusion_core.cli.pipeline_args import pipeline_from_args
     from rgbd_fusion_core.inference.pipeline_io import Frame
-    from rgbd_fusion_core.io.camera_file import photo_intrinsics, read_camera_file
+    from rgbd_fusion_core.io.camera_file import default_intrinsics, photo_intrinsics, read_camera_file
     from rgbd_fusion_core.io.imageio import read_depth_m, read_mask, read_rgb
     from rgbd_fusion_core.io.result_files import write_result
 
     rgb = read_rgb(args.image)
     h, w = rgb.shape[:2]
+    if args.camera and args.fov is not None:
+        raise ValueError("give either --camera or --fov, not both")
     if args.camera:
         K = read_camera_file(args.camera, image_size=(w, h))
+    elif args.fov is not None:
+        if not 1.0 <= args.fov <= 179.0:
+            raise ValueError(f"--fov must be a horizontal field of view between 1 and 179 degrees, got {args.fov}")
+        K = default_intrinsics(w, h, args.fov)
     else:
         K, source = photo_intrinsics(args.image, w, h)
         print(f"no --camera given: intrinsics from {source} (fx = {K[0, 0]:.1f} px)")

@@ -43,7 +43,9 @@ class PipelineResult:
     found in the frame (this person's own plus those in ``others``).
     colors: (N, 3) uint8 RGB of those points.
     depth_full: optional (H, W) float32 metres aligned with the input image (NaN elsewhere).
-    uncertainty: optional (256, 256) float32 metres, per-pixel standard deviation over samples.
+    uncertainty: optional (256, 256) float32 metres, per-pixel standard deviation over the network's samples; NaN
+    where any sample has no person, so also on pixels filled from the skeleton (``fill_mask``), whose depth is
+    not the network's.
     z_ref: reference depth in metres used for the metric conversion; z_ref_source: "sensor", "pose",
     "height_prior", "fixed" or "none". nfe: network evaluations spent. timings_ms: per-step wall times.
     people_found: people in the frame (0: nobody; then depth is all NaN, points empty, z_ref NaN).

@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from rgbd_fusion_core.apps.demo_run import BUNDLED_FRAMES
 from rgbd_fusion_core.cli.main import main
@@ -158,3 +159,16 @@ def test_a_photos_exif_focal_length_gives_its_intrinsics(tiny_model_dir, tmp_pat
     args = ["predict", str(phone), "--model", str(tiny_model_dir), "--out", str(tmp_path / "out")]
     assert main(args + ["--person-source", "none", "--steps1", "1", "--steps2", "1"]) == 0
     assert f"EXIF 35 mm equivalent focal length (fx = {f:.1f} px)" in capsys.readouterr().out
+
+
+def test_predict_takes_a_field_of_view_instead_of_intrinsics(tiny_model_dir, tmp_path, capsys):
+    phone = photo_with_focal_length(tmp_path / "phone.jpg", 26)  # the flag wins over the EXIF focal length
+    args = ["predict", str(phone), "--model", str(tiny_model_dir), "--steps1", "1", "--steps2", "1"]
+    assert main([*args, "--person-source", "none", "--fov", "90", "--out", str(tmp_path / "out")]) == 0
+    assert "no --camera given" not in capsys.readouterr().out
+    written = json.loads((tmp_path / "out" / "result.json").read_text())
+    # 90 degrees across 400 px: fx = 200 px in the frame, in the 256 px crop of the centred 300 px square: 170.7
+    assert written["K_crop"][0][0] == pytest.approx(200 * 256 / 300, rel=1e-4)
+    for bad in (["--fov", "0"], ["--fov", "180"], ["--fov", "60", "--camera", str(tmp_path / "c.yaml")]):
+        assert main([*args, *bad, "--out", str(tmp_path / "bad")]) == 1
+        assert "--fov" in capsys.readouterr().err

@@ -71,6 +71,9 @@ def test_demo_scores_keypoint_depth_order_against_the_truth_on_annotated_data(an
     assert main([*args, "--limit", "3", "--steps1", "1", "--steps2", "1"]) == 0
     summary = json.loads((out / "metrics.json").read_text())["summary"]
     assert summary["keypoint_order_pairs"] > 0 and 0.0 <= summary["keypoint_order_vs_truth"] <= 1.0
+    # the mask is filled from the skeleton, so every person found with both shoulders seen has depth at both
+    assert summary["shoulder_width_frames"] > 0, summary
+    assert summary["shoulder_width_ratio_median"] > 0 and 0.0 <= summary["shoulder_width_within_20_percent"] <= 1.0
 
 
 def test_annotation_is_resumable(annotated, capsys):
