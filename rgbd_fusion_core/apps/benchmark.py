@@ -124,6 +124,9 @@ def benchmark(
     from rgbd_fusion_core.models.model_files import resolve_model_dir
     from rgbd_fusion_core.runtime.onnxruntime_backend import physical_core_count
 
+    unknown = [name for name in backends if name not in BACKEND_NAMES]
+    if unknown:
+        raise ValueError(f"--backends: unknown backend {unknown[0]!r}; choose from {', '.join(BACKEND_NAMES)}")
     cfg = config or PipelineConfig()
     rounds = max(1, repeats)
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

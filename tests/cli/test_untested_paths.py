@@ -68,6 +68,8 @@ def test_benchmark_json_keys_and_shares(tiny_model_dir, tmp_path, capsys):
     assert sum(torch_run["ms_per_step"].values()) <= torch_run["ms_per_frame"] * 1.5 + 5
     assert "onnxruntime_speedup_vs_torch" not in report
     assert all(isinstance(value, bool) for value in report["targets"].values())
+    assert main([*args, "--backends", "tensorrt"]) == 1  # not one of the benchmark's: refused before any work
+    assert "unknown backend 'tensorrt'; choose from torch, onnxruntime, onnxruntime-int8" in capsys.readouterr().err
 
 
 def test_pack_model_writes_a_verified_folder_and_tampering_is_refused(tiny_model_dir, tmp_path, capsys):
