@@ -106,7 +106,6 @@ def stage_denoiser(backend: str, config, module, path, threads: int | None, int8
 
 def benchmark(
     model=None,
-    frames=None,
     backends=("onnxruntime", "torch"),
     repeats: int = 5,
     config: PipelineConfig | None = None,
@@ -116,8 +115,8 @@ def benchmark(
     peak_repeats: int = 3,
     int8_folder=None,
 ) -> dict:
-    """The report described in the module docstring. ``repeats``: rounds; ``frames`` is ignored (the frames
-    are built from the bundled renders; kept for old callers)."""
+    """The report described in the module docstring (the frames are built from the bundled renders).
+    ``repeats``: rounds."""
     from rgbd_fusion_core.diffusion.gaussian import GaussianDiffusion
     from rgbd_fusion_core.inference.pipeline import Pipeline, Stage
     from rgbd_fusion_core.models.checkpoint import load_stage_model

@@ -18,7 +18,6 @@ def configure(parser):
         help="comma-separated backends: torch, onnxruntime, onnxruntime-int8 (the int8 stages of export.quantize)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="rounds (min and median reported)")
-    parser.add_argument("--frames", type=int, default=None, help=argparse_suppress())
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime")
     parser.add_argument(
         "--finder",
@@ -30,12 +29,6 @@ def configure(parser):
     parser.add_argument("--steps1", type=int, default=None, help="stage-1 steps (default: the node's)")
     parser.add_argument("--steps2", type=int, default=None, help="stage-2 steps (default: the node's)")
     parser.add_argument("--int8-folder", default=None, help="int8 export folder (default: the per-user cache)")
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def run(args) -> int:

@@ -47,7 +47,7 @@ def test_evaluate_end_to_end_writes_the_report(tiny_model_dir, rendered_dataset,
 
 def test_benchmark_json_keys_and_shares(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    args = ["benchmark", "--model", str(tiny_model_dir), "--backends", "torch", "--frames", "1", "--repeats", "1"]
+    args = ["benchmark", "--model", str(tiny_model_dir), "--backends", "torch", "--repeats", "1"]
     assert main([*args, "--threads", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == report
