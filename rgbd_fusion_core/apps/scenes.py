@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rgbd_fusion_core.inference.pipeline_io import Frame
+from rgbd_fusion_core.io.camera_file import default_intrinsics
 
 FRAME_SHAPE = (480, 640)  # (height, width) of a VGA camera frame
 GREY = 118  # background level of a pasted frame
@@ -90,9 +91,7 @@ def people_frame(renders, people: int, shape=FRAME_SHAPE) -> tuple[Frame, list[n
         full = np.zeros(shape, bool)
         full[oy : oy + size[1], ox : ox + size[0]] = piece_mask
         masks.append(full)
-    f = 0.5 * width / np.tan(np.radians(30))
-    K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
-    return Frame(rgb, K), masks
+    return Frame(rgb, default_intrinsics(width, height)), masks
 
 
 class KnownPeople:
