@@ -260,10 +260,20 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "surface_offset_wrong_way",
         "rgbd_fusion_core/people/pose_scale.py",
-        "return max(keypoints_z - SURFACE_OFFSET_M, MIN_DEPTH_M)",
-        "return max(keypoints_z + SURFACE_OFFSET_M, MIN_DEPTH_M)",
+        "return max(keypoints_z - surface_offset_m, MIN_DEPTH_M)",
+        "return max(keypoints_z + surface_offset_m, MIN_DEPTH_M)",
         "the pose z_ref moves the person's surface behind the keypoints instead of in front",
         ("tests/people/test_people.py::test_fit_person_translation_recovers_t",),
+    ),
+    Mutation(
+        "surface_offset_setting_ignored",
+        "rgbd_fusion_core/inference/pipeline.py",
+        "target.keypoints_2d, target.keypoints_3d, K, surface_offset_m=cfg.pose_surface_offset_m",
+        "target.keypoints_2d, target.keypoints_3d, K",
+        "the Pipeline's pose z_ref ignores the pose_surface_offset_m setting (always the built-in offset)",
+        (
+            "tests/inference/test_people_pipeline.py::test_one_rendered_person_is_found_limited_to_them_and_scaled_from_the_pose",
+        ),
     ),
     Mutation(
         "shoulder_width_ignores_depth_difference",

@@ -380,7 +380,9 @@ class Pipeline:
         if cfg.reference_depth == "fixed":
             return cfg.fixed_distance_m, "fixed"
         if cfg.reference_depth in ("auto", "pose") and target.keypoints_2d is not None:
-            z_ref = pose_reference_depth(target.keypoints_2d, target.keypoints_3d, K)
+            z_ref = pose_reference_depth(
+                target.keypoints_2d, target.keypoints_3d, K, surface_offset_m=cfg.pose_surface_offset_m
+            )
             if z_ref is not None:
                 return z_ref, "pose"
         height_px = largest_region_height(net_high > self.space.threshold)

@@ -8,6 +8,7 @@ import numpy as np
 
 from rgbd_fusion_core.diffusion.samplers import SAMPLERS
 from rgbd_fusion_core.inference.settings import declared_settings, setting
+from rgbd_fusion_core.people.pose_scale import SURFACE_OFFSET_M
 from rgbd_fusion_core.runtime import BACKEND_CHOICES
 from rgbd_fusion_core.runtime.device import DEVICE_HELP, check_device_name
 
@@ -94,13 +95,20 @@ class PipelineConfig:
     seed: int | None = setting(0, "sampling seed; -1 = nondeterministic", value_range=(-1, MAX_SEED), none_value=-1)
     reference_depth: str = setting(
         "auto",
-        "source of the metric scale: auto (sensor depth if given, else the height prior), sensor, height_prior, fixed",
+        "source of the metric scale: auto (sensor depth if given, else the pose from the person finder, else the "
+        "height prior), sensor, pose, height_prior, fixed",
         choices=REFERENCE_DEPTH_STRATEGIES,
     )
     fixed_distance_m: float = setting(
         2.5, "person distance (m) for reference_depth=fixed and when nothing else gives one", value_range=(0.1, 50.0)
     )
     person_height_m: float = setting(1.7, "person height (m) for the height prior", value_range=(0.5, 2.5))
+    pose_surface_offset_m: float = setting(
+        SURFACE_OFFSET_M,
+        "how far the person's visible surface lies in front of their keypoints (m), for the pose's z_ref; measured "
+        "on renders (benchmarks/pose_surface_offset.py measures it on an annotated RGB-D dataset of your own)",
+        value_range=(0.0, 0.5),
+    )
     person_source: str = setting(
         "auto",
         "where the people are: auto (the given mask or ROI, else the person finder), finder, mask (given only), "

@@ -82,10 +82,11 @@ def pose_reference_depth(
     keypoints_3d: np.ndarray,
     K: np.ndarray,
     min_visibility: float = 0.5,
+    surface_offset_m: float = SURFACE_OFFSET_M,
 ) -> float | None:
     """z_ref (metres) from pose alone: the median z of the keypoints seen (visibility >= min_visibility), placed
-    by fit_person_translation, moved SURFACE_OFFSET_M nearer (z_ref is the median depth of the person's surface,
-    the keypoints lie inside the body). Shapes as there; None when the fit fails.
+    by fit_person_translation, moved ``surface_offset_m`` nearer (z_ref is the median depth of the person's
+    surface, the keypoints lie inside the body). Shapes as there; None when the fit fails.
 
     On 40 renders the keypoints' median matched the median depth of the person's pixels better than torso
     keypoints only or the hips' z (median error 4.7 % against 5.5-6 %).
@@ -95,4 +96,4 @@ def pose_reference_depth(
         return None
     seen = np.asarray(keypoints_2d)[:, 2] >= min_visibility
     keypoints_z = float(np.median(np.asarray(keypoints_3d, np.float64)[seen, 2]) + t[2])
-    return max(keypoints_z - SURFACE_OFFSET_M, MIN_DEPTH_M)
+    return max(keypoints_z - surface_offset_m, MIN_DEPTH_M)

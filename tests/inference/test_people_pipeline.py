@@ -41,6 +41,10 @@ def test_one_rendered_person_is_found_limited_to_them_and_scaled_from_the_pose(p
     assert (predicted & ~near).sum() == 0  # nothing beyond the finder mask's edge allowance
     true_z = float(np.median(depth[truth]))
     assert abs(result.z_ref - true_z) / true_z < 0.2, (result.z_ref, true_z)
+    # the pose's z_ref is the keypoints' depth moved pose_surface_offset_m nearer, and the points follow it
+    at_keypoints = pipeline.with_config(dataclasses.replace(pipeline.config, pose_surface_offset_m=0.0))(Frame(rgb, K))
+    assert at_keypoints.z_ref - result.z_ref == pytest.approx(pipeline.config.pose_surface_offset_m, abs=1e-9)
+    assert np.nanmedian(at_keypoints.depth_full) > np.nanmedian(result.depth_full) + 0.1
 
 
 def test_two_people_get_two_crops_and_both_are_in_the_cloud(pipeline):
