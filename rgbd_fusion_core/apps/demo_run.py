@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
     pipeline = pipeline.with_config(dataclasses.replace(pipeline.config, full_frame=True))
     space = pipeline.space
     shape, absolute = Accumulator(), Accumulator()
-    times, z_errors, figures, nobody = [], [], [], 0
+    times, z_errors, figures, nobody, sources = [], [], [], 0, Counter()
     order_agree = order_pairs = 0
     width_ratios = []  # predicted / true shoulder width of the cloud, where both have depth at both shoulders
     pipeline(Frame(read_rgb(data / samples[0].files[256]["rgb"]), np.asarray(samples[0].K[256])))  # warm-up
@@ -70,6 +71,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
             }
         )
         z_errors.append(abs(result.z_ref - z_true))  # NaN when nobody was found
+        sources[result.z_ref_source] += 1
         if sample.person and sample.person["found"]:
             agree, pairs = order_against_truth(predicted, truth_m, sample.person["keypoints_2d"])
             order_agree, order_pairs = order_agree + agree, order_pairs + pairs
@@ -100,7 +102,7 @@ def run_demo(pipeline: Pipeline, data: Path, split: str, out: Path, limit: int |
         "flying_share_truth": round(absolute.means()["flying_share_truth"], 4),
         "frames_with_nobody_found": nobody,
         "z_ref_error_m_median": round(float(np.nanmedian(z_errors)), 3) if nobody < len(samples) else None,
-        "z_ref_source": result.z_ref_source,
+        "z_ref_sources": dict(sources),  # frames per source of the scale ("none": nobody found)
         "keypoint_order_vs_truth": round(order_agree / order_pairs, 4) if order_pairs else None,
         "keypoint_order_pairs": order_pairs,
         "shoulder_width_ratio_median": round(float(np.median(width_ratios)), 3) if width_ratios else None,

@@ -87,6 +87,7 @@ def test_demo_prints_metrics_and_writes_outputs(tiny_model_dir, tmp_path, capsys
     report = json.loads((out / "metrics.json").read_text())
     summary = report["summary"]
     assert summary["frames"] == 2 and summary["nfe_per_frame"] == 3
+    assert sum(summary["z_ref_sources"].values()) == 2  # every frame's scale counted by where it came from
     for key in ("iou", "mae", "mse", "mae_mm_shape", "mae_mm_absolute", "frames_per_s", "z_ref_error_m_median"):
         assert key in summary
     assert (out / "figure.png").exists() and (out / "s0000_v00" / "points.ply").exists()
