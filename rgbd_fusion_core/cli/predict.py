@@ -3,6 +3,7 @@
 from rgbd_fusion_core.cli.pipeline_args import add_pipeline_arguments
 
 HELP = "predict metric depth and a coloured point cloud of the person in one RGB image"
+NEAREST_PLAUSIBLE_M = 0.3  # a person's surface nearer than this (median) is a sign of wrong intrinsics
 
 
 def configure(parser):
@@ -67,4 +68,10 @@ def run(args) -> int:
         f"{len(result.points)} points, z_ref {result.z_ref:.2f} m ({result.z_ref_source}), {result.nfe} NFE; {timings}"
     )
     print(f"wrote {', '.join(summary['files'].values())} to {args.out}")
+    if not args.camera and result.z_ref_source == "pose" and result.z_ref < NEAREST_PLAUSIBLE_M:
+        print(
+            f"note: the person comes out {result.z_ref:.2f} m from the camera, nearer than people are photographed; "
+            "the intrinsics probably do not fit this photo's lens (a longer one?): give --camera or --fov for a "
+            "right metric scale"
+        )
     return 0

@@ -173,3 +173,13 @@ def test_predict_takes_a_field_of_view_instead_of_intrinsics(tiny_model_dir, tmp
     for bad in (["--fov", "0"], ["--fov", "180"], ["--fov", "60", "--camera", str(tmp_path / "c.yaml")]):
         assert main([*args, *bad, "--out", str(tmp_path / "bad")]) == 1
         assert "--fov" in capsys.readouterr().err
+
+
+def test_predict_says_when_the_pose_puts_the_person_implausibly_near(tiny_model_dir, tmp_path, capsys):
+    pytest.importorskip("mediapipe", reason="the person finder needs mediapipe==0.10.21 (CPython 3.9-3.12 wheels)")
+    photo = photo_with_focal_length(tmp_path / "person.jpg", None)
+    args = ["predict", str(photo), "--model", str(tiny_model_dir), "--steps1", "1", "--steps2", "1"]
+    for fov, near in ((60, False), (160, True)):  # a far too wide field of view shrinks the person's distance
+        assert main([*args, "--fov", str(fov), "--out", str(tmp_path / str(fov))]) == 0
+        out = capsys.readouterr().out
+        assert "(pose)" in out and ("nearer than people are photographed" in out) == near, out
