@@ -213,23 +213,30 @@ def running_node(
     watched: dict[str, str],
     active_text: str = "active: matching",
     image_topic: str = "/image",
+    camera_info_topic: str = "/camera_info",
     start_timeout_s: float = 90.0,
 ):
     """A node process and a Probe that talk: the node started with ``ros_args`` and active (``active_text`` in its
     log), the probe watching ``watched`` (topic -> message class name, see ``message_class``) and publishing on
-    ``image_topic``, both sides discovered (the node subscribed to the image, every watched topic but
-    /diagnostics has the node's publisher). Yields (probe, process, log_file); then closes the probe and stops the
-    node, which must exit cleanly."""
+    ``image_topic`` and ``camera_info_topic``, both sides discovered (the node subscribed to both, every watched
+    topic but /diagnostics has the node's publisher: a first message on a publisher not yet matched is lost).
+    Yields (probe, process, log_file); then closes the probe and stops the node, which must exit cleanly."""
     process = start_node(env, ros_args, log_file)
     probe = Probe(probe_name)
     try:
         wait_for_log(log_file, active_text, start_timeout_s, process)
         for topic, name in watched.items():
             probe.watch(topic, message_class(probe, name))
-        image = probe.publisher(image_topic, probe.types.Image)
+        inputs = [
+            probe.publisher(image_topic, probe.types.Image),
+            probe.publisher(camera_info_topic, probe.types.CameraInfo),
+        ]
         outputs = [topic for topic in watched if topic != "/diagnostics"]
         discovered = probe.spin_until(
-            lambda: image.get_subscription_count() > 0 and all(probe.node.count_publishers(t) > 0 for t in outputs),
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in inputs)
+                and all(probe.node.count_publishers(t) > 0 for t in outputs)
+            ),
             20,
         )
         assert discovered, "the node and the probe did not discover each other"

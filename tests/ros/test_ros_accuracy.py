@@ -169,7 +169,7 @@ def run(request, tmp_path_factory) -> ScenarioRun:
     answers = []
     watched = {f"{NAMESPACE}/{name}": kind for name, kind in OUTPUTS.items()}
     probe_name = f"probe_accuracy_{scenario.name}"
-    options = {"image_topic": IMAGE_TOPIC, "start_timeout_s": START_TIMEOUT_S}
+    options = {"image_topic": IMAGE_TOPIC, "camera_info_topic": INFO_TOPIC, "start_timeout_s": START_TIMEOUT_S}
     with running_node(env, ros_args, log, probe_name, watched, **options) as (probe, _, _):
         for frame in camera_frames():
             sensor = noisy_sensor_depth(frame.depth, rng) if scenario.use_sensor_depth else None

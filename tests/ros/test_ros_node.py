@@ -65,7 +65,9 @@ def graph(tmp_path_factory, tiny_model_dir):
     ros_args = ["--params-file", str(params_file), "-r", "__ns:=/perception", "-r", "__node:=fusion_under_test"]
     ros_args += ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"]
     watched = {f"/perception/{name}": kind for name, kind in OUTPUTS.items()} | {"/diagnostics": "DiagnosticArray"}
-    with running_node(env, ros_args, log, "probe", watched, image_topic=IMAGE_TOPIC) as running:
+    with running_node(
+        env, ros_args, log, "probe", watched, image_topic=IMAGE_TOPIC, camera_info_topic=INFO_TOPIC
+    ) as running:
         yield running
 
 
