@@ -9,9 +9,9 @@ MIN_DEPTH_M, MAX_DEPTH_M = 0.1, 30.0
 # How far the median depth of a person's visible surface lies in front of the median depth of their keypoints
 # (mostly joint centres, inside the body), in metres. Measured on the training split of data/synth_v3 (7,858
 # renders with the finder's keypoints and true K; benchmarks/pose_surface_offset.py): the fitted keypoints' median
-# was 0.138 m behind the person's median pixel depth, about the same from 0.8 m to 3.6 m away (an offset, not a
-# scale error: least squares error = 0.20 m - 0.008 z). Not fitted on the validation or test renders, nor on any
-# photo.
+# was 0.138 m behind the person's median pixel depth, about the same from 0.8 m to 3.6 m away (least squares: error
+# = 0.20 m - 0.008 z). How far depends on how the images look to the finder: on plain renders of the first
+# generator it was 0.02 m (docs/RESULTS.md). Not fitted on the validation or test renders, nor on any photo.
 SURFACE_OFFSET_M = 0.138
 
 
