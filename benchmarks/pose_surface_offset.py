@@ -75,7 +75,10 @@ def main() -> int:
     parser.add_argument("--split", default="train", help="train, test or all (default: train)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many renders of the split")
     args = parser.parse_args()
-    rows = errors(args.data, args.split, args.limit)
+    try:
+        rows = errors(args.data, args.split, args.limit)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     report = {
         "data": str(args.data),
         "split": args.split,
