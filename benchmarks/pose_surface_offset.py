@@ -28,7 +28,8 @@ BINS_M = (0.8, 1.2, 1.6, 2.0, 2.4, 2.8, 3.2, 3.6, 4.4)
 
 
 def errors(data: Path, split: str, limit: int | None) -> np.ndarray:
-    """(N, 2): true reference depth and z_ref (metres) of every render whose person the finder found."""
+    """(N, 3): true reference depth, the fitted keypoints' median depth and z_ref (metres) of every render whose
+    person the finder found."""
     index = read_index(data)
     rows = []
     samples = index.samples if split == "all" else index.split_samples(split)
@@ -36,10 +37,11 @@ def errors(data: Path, split: str, limit: int | None) -> np.ndarray:
         if not (sample.person and sample.person["found"]):
             continue
         kp2, kp3 = (np.asarray(sample.person[key], np.float64) for key in ("keypoints_2d", "keypoints_3d"))
-        z_ref = pose_reference_depth(kp2, kp3, np.asarray(sample.K[256], np.float64))
-        if z_ref is not None:
+        K = np.asarray(sample.K[256], np.float64)
+        keypoints_z = pose_reference_depth(kp2, kp3, K, surface_offset_m=0.0)
+        if keypoints_z is not None:
             truth = read_depth_m(data / sample.files[256]["depth"], unit=index.depth_unit)
-            rows.append((reference_depth(truth), z_ref))
+            rows.append((reference_depth(truth), keypoints_z, pose_reference_depth(kp2, kp3, K)))
     if not rows:
         raise ValueError(f"{data}: no found person with keypoints in split {split!r} (run rgbd-fusion annotate)")
     return np.array(rows)
@@ -83,8 +85,8 @@ def main() -> int:
         "data": str(args.data),
         "split": args.split,
         "surface_offset_m": SURFACE_OFFSET_M,
-        "keypoints": summary(rows[:, 0], rows[:, 1] + SURFACE_OFFSET_M),
-        "z_ref": summary(rows[:, 0], rows[:, 1]),
+        "keypoints": summary(rows[:, 0], rows[:, 1]),
+        "z_ref": summary(rows[:, 0], rows[:, 2]),
     }
     print(json.dumps(report, indent=2))
     return 0
